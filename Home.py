@@ -1,0 +1,26 @@
+"""Prompt Workbench: the home page (entry script; pages are found in pages/)."""
+
+import streamlit as st
+
+from ui_common import page_setup
+from workbench import overview
+
+page_setup("Home", "🧪")
+st.title("🧪 Prompt Workbench")
+st.caption("Write and version prompts, run them over datasets, score and compare — in one tab.")
+
+summary = overview.summary()
+cols = st.columns(4)
+cols[0].metric("Prompts", summary["prompts"])
+cols[1].metric("Prompt versions", summary["versions"])
+cols[2].metric("Model calls", summary["calls"])
+cols[3].metric("Spend (USD)", f"${summary['spend_usd']:.4f}")
+
+st.subheader("Models")
+st.write("Available now: " + ", ".join(f"`{m}`" for m in summary["models"]))
+st.caption("The embedded model (SmolLM2-135M-Instruct) runs locally; hosted models appear when "
+           "their API key (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) is set in the environment.")
+
+st.subheader("Where to start")
+st.page_link("pages/1_Prompts.py", label="Prompts: create, version, diff and label", icon="📝")
+st.page_link("pages/2_Playground.py", label="Playground: try a version on several models", icon="🛝")

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, the engine and sessions, and append-only migrations."""

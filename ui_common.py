@@ -1,0 +1,36 @@
+"""Small helpers shared by the pages (UI only: no SQL, no litellm)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+
+from workbench import config  # noqa: F401  (offline switches before anything heavy)
+
+
+@st.cache_resource
+def _warm_up_embedded_model() -> threading.Thread:
+    """Load the embedded model in the background once per server, so the first Playground run is quick."""
+    def load():
+        try:
+            from workbench import local_model
+
+            local_model.load()
+        except Exception:  # the Playground reports a missing model when it is used
+            pass
+
+    thread = threading.Thread(target=load, name="warm-up-embedded-model", daemon=True)
+    thread.start()
+    return thread
+
+
+def page_setup(title: str, icon: str = "🧪") -> None:
+    st.set_page_config(page_title=f"{title} · Prompt Workbench", page_icon=icon, layout="wide")
+    if os.environ.get("WORKBENCH_PRELOAD", "1") != "0":
+        _warm_up_embedded_model()
+
+
+def show_error(exc: Exception) -> None:
+    st.error(str(exc))

@@ -1,0 +1,37 @@
+"""Where things live and which switches are set, read from the environment.
+
+Everything is read at call time (not import time) so tests can point WORKBENCH_HOME
+at a temporary directory per test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# litellm fetches its price map from the internet at import time unless told not to;
+# offline that costs ~10 s of retries, so every entry point imports this module first.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO_ROOT / "sample_data"
+
+
+def home() -> Path:
+    """The data directory: the SQLite database, Chroma indexes and caches."""
+    path = Path(os.environ.get("WORKBENCH_HOME") or Path.home() / ".workbench").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    return os.environ.get("WORKBENCH_DATABASE_URL") or f"sqlite:///{home() / 'workbench.db'}"
+
+
+def author() -> str:
+    """Who is saving: recorded on versions and label moves; not an authentication system."""
+    return os.environ.get("WORKBENCH_USER") or os.environ.get("USER") or "anonymous"

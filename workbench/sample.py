@@ -1,0 +1,41 @@
+"""Load the sample data on first start, and never duplicate it on later starts.
+
+A sample prompt is loaded only when no prompt of that name exists, so a user's own
+edits to it are never overwritten or followed by a surprise version.
+"""
+
+from __future__ import annotations
+
+import yaml
+from sqlmodel import select
+
+from storage.db import session
+from storage.tables import Prompt
+from workbench import config, prompts
+
+
+def load_sample_prompts(path=None) -> list[str]:
+    path = path or config.SAMPLE_DATA / "prompts.yaml"
+    loaded = []
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    with session() as s:
+        existing = set(s.exec(select(Prompt.name)).all())
+    for entry in entries:
+        if entry["name"] in existing:
+            continue
+        for version in entry["versions"]:
+            prompts.save_version(
+                entry["name"], kind=version.get("kind", "text"), template=version.get("template"),
+                messages=version.get("messages"), model=version.get("model", prompts.DEFAULT_MODEL),
+                params=version.get("params") or {}, note=version.get("note", ""),
+                description=entry.get("description", ""), author="sample data",
+            )
+        for label, number in (entry.get("labels") or {}).items():
+            prompts.set_label(entry["name"], label, number, evidence="sample data", author="sample data")
+        loaded.append(entry["name"])
+    return loaded
+
+
+def load_all() -> dict:
+    """Everything sample: prompts now; datasets and indexes register here as they arrive."""
+    return {"prompts": load_sample_prompts()}
