@@ -27,6 +27,95 @@ def cmd_serve(args) -> int:
     return subprocess.call(command, env=os.environ.copy())
 
 
+def _progress_printer(stream=sys.stderr):
+    """A one-line progress bar on a terminal; sparse lines when output is not a TTY (CI logs)."""
+    last = {"t": 0.0}
+
+    def show(p: dict) -> None:
+        import time
+
+        now = time.monotonic()
+        final = "status" in p
+        if not final and now - last["t"] < (0.2 if stream.isatty() else 5.0):
+            return
+        last["t"] = now
+        total = max(1, p["total"])
+        finished = p["done"] + p["failed"]
+        width = 30
+        filled = int(width * finished / total)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{p['total']} done={p['done']} "
+                f"failed={p['failed']} cached={p['cached']} {p['calls_per_s']:.1f} calls/s ${p['cost_usd']:.4f}")
+        if stream.isatty():
+            stream.write("\r" + line + ("\n" if final else ""))
+        else:
+            stream.write(line + "\n")
+        stream.flush()
+
+    return show
+
+
+def cmd_eval(args) -> int:
+    from workbench import engine, runs
+    from workbench.errors import WorkbenchError
+
+    try:
+        if args.resume:
+            run_id = args.resume
+            config_thresholds = runs.get_run(run_id).config.get("thresholds") or {}
+            print(f"Resuming run {run_id}", file=sys.stderr)
+        else:
+            if not args.config:
+                print("error: give a CONFIG.yaml or --resume RUN_ID", file=sys.stderr)
+                return 2
+            config_dict = runs.load_config(args.config)
+            if args.no_cache:
+                config_dict["cache"] = False
+            if args.concurrency:
+                config_dict["concurrency"] = args.concurrency
+            plan = runs.plan_from_config(config_dict)
+            run_id = runs.create_run(plan)
+            config_thresholds = plan.config.get("thresholds") or {}
+            print(f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
+                  f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)", file=sys.stderr)
+        status = engine.run_sync(run_id, retry_errors=args.retry_errors,
+                                 on_progress=None if args.quiet else _progress_printer())
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: resume with `workbench eval --resume {run_id}`", file=sys.stderr)
+        return 130
+    result = runs.summary(run_id)
+    _print_summary(run_id, status, result)
+    if args.output:
+        fmt = "csv" if args.output.endswith(".csv") else "jsonl"
+        with open(args.output, "wb") as handle:
+            handle.write(runs.export(run_id, fmt))
+        print(f"wrote {args.output}", file=sys.stderr)
+    failures = runs.check_thresholds(result, config_thresholds)
+    for failure in failures:
+        print(f"THRESHOLD FAILED: {failure}")
+    if status not in ("done",):
+        print(f"run {run_id} ended as {status}")
+        return 1
+    return 1 if failures else 0
+
+
+def _print_summary(run_id: int, status: str, result: dict) -> None:
+    print(f"run {run_id}: {status}")
+    print(f"  items {result['total']}  done {result['done']}  failed {result['failed']}  "
+          f"calls {result['calls']} (cached {result['cached']})  tokens {result['input_tokens']}/"
+          f"{result['output_tokens']}  cost ${result['cost_usd']:.4f}")
+    if result["pass_rate"] is not None:
+        print(f"  pass_rate {result['pass_rate']:.3f}")
+    if result["scorers"]:
+        print(f"  {'scorer':<28}{'n':>6}{'mean':>9}{'pass':>9}{'errors':>8}")
+        for s in result["scorers"]:
+            mean = f"{s['mean']:.3f}" if s["mean"] is not None else "-"
+            rate = f"{s['pass_rate']:.3f}" if s["pass_rate"] is not None else "-"
+            print(f"  {s['scorer']:<28}{s['n']:>6}{mean:>9}{rate:>9}{s['errors']:>8}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Prompt Workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", default="localhost")
     serve.add_argument("--no-sample", action="store_true", help="do not load the sample data")
     serve.set_defaults(func=cmd_serve)
+    evaluate = sub.add_parser("eval", help="run an eval config headless (for CI)")
+    evaluate.add_argument("config", nargs="?", help="eval config YAML")
+    evaluate.add_argument("--resume", type=int, metavar="RUN_ID", help="finish the pending items of a run")
+    evaluate.add_argument("--retry-errors", action="store_true", help="with --resume: also redo failed items")
+    evaluate.add_argument("--output", help="write results to .jsonl or .csv")
+    evaluate.add_argument("--no-cache", action="store_true", help="call the model even for identical requests")
+    evaluate.add_argument("--concurrency", type=int, help="override the config's concurrency")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -46,6 +46,7 @@ class ModelSpec:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     params: dict = field(default_factory=dict)
+    rpm: float | None = None  # optional requests-per-minute limit, enforced by the run engine
 
     @property
     def label(self) -> str:
@@ -65,11 +66,12 @@ class ModelSpec:
             api_base=value.get("api_base") or None,
             api_key=expand_env(value.get("api_key")),
             params=dict(value.get("params") or {}),
+            rpm=float(value["rpm"]) if value.get("rpm") else None,
         )
 
     def public(self) -> dict:
         """What may be stored in a run config: everything but the key."""
-        return {"id": self.id, "api_base": self.api_base, "params": self.params}
+        return {"id": self.id, "api_base": self.api_base, "params": self.params, "rpm": self.rpm}
 
 
 def expand_env(value: str | None) -> str | None:
@@ -206,10 +208,12 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
                         request_hash=request_hash(spec, messages, params), api_base=spec.api_base)
     litellm = litellm_module()
     call_timeout = float(params.pop("timeout", timeout))
+    # Local OpenAI-compatible servers usually need no key, but the client insists on one.
+    api_key = spec.api_key or ("not-needed" if spec.api_base else None)
     started = time.perf_counter()
     try:
         response = await litellm.acompletion(
-            model=spec.id, messages=messages, api_base=spec.api_base, api_key=spec.api_key,
+            model=spec.id, messages=messages, api_base=spec.api_base, api_key=api_key,
             timeout=call_timeout, num_retries=0, **params,
         )
     except Exception as exc:  # provider errors are data

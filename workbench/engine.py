@@ -1,0 +1,333 @@
+"""The run engine: fill in a run's pending items, concurrently, durably, resumably.
+
+- asyncio with litellm's async API; a pool of `concurrency` workers pulls items, so the
+  bound is real and stopping (cancel, budget) simply means workers take no new item.
+- The embedded model gets one worker slot of its own (one model on two cores gains
+  nothing from parallel calls); hosted models run at the run's concurrency, with an
+  optional per-model requests-per-minute limit.
+- 429/5xx/timeouts are retried with exponential backoff and jitter, honouring
+  Retry-After; other errors are final for that item and the run goes on.
+- Results go to the database through one writer that commits small batches, so SQLite
+  never sees concurrent writers and every finished item is durable at once. A killed
+  process loses only in-flight calls; `execute` again runs exactly the pending items.
+- Identical requests are served from the call ledger (cache) unless the run disables
+  it; repeats after the first always call the model, so variance stays visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy import bindparam, func, insert, select, update
+
+from storage.db import engine as db_engine
+from storage.tables import DatasetRow, LlmCall, PromptVersion, Run, RunItem, Score, utcnow
+from workbench import calls as ledger
+from workbench import prompts, runs, templates
+from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, request_hash
+
+HEARTBEAT_S = 2.0
+BATCH_MAX = 200
+BATCH_WAIT_S = 0.05
+
+
+@dataclass
+class WorkItem:
+    item_id: int
+    prompt_version_id: int
+    model: str
+    row_id: int
+    repeat: int
+    spec: ModelSpec | None = None
+    messages: list | None = None
+    digest: str | None = None
+    row: dict | None = None
+
+
+class Stop(Exception):
+    pass
+
+
+class RunState:
+    """In-memory counters for progress callbacks (the database stays the source of truth)."""
+
+    def __init__(self, total: int, done: int, failed: int, spent: float, budget: float | None):
+        self.total, self.done, self.failed = total, done, failed
+        self.spent, self.budget = spent, budget
+        self.calls = 0
+        self.cached = 0
+        self.started = time.perf_counter()
+        self.stop_reason: str | None = None
+        self.in_flight = 0
+        self.mean_cost = 0.0
+        self.calls_priced = 0
+
+    def snapshot(self) -> dict:
+        elapsed = time.perf_counter() - self.started
+        return {
+            "total": self.total, "done": self.done, "failed": self.failed,
+            "remaining": self.total - self.done - self.failed, "cost_usd": self.spent,
+            "calls": self.calls, "cached": self.cached, "calls_per_s": self.calls / elapsed if elapsed > 0 else 0.0,
+        }
+
+    def over_budget(self) -> bool:
+        """Stop before spending more: count what the calls in flight will likely cost."""
+        if self.budget is None:
+            return False
+        return self.spent + self.mean_cost * self.in_flight >= self.budget
+
+
+def _load_work(run: Run, retry_errors: bool) -> tuple[list[WorkItem], RunState, dict]:
+    eng = db_engine()
+    with eng.begin() as conn:
+        if retry_errors:
+            conn.execute(update(RunItem).where(RunItem.run_id == run.id, RunItem.status == "error")
+                         .values(status="pending", error=None, error_type=None, call_id=None))
+        counts = dict(conn.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run.id)
+                                   .group_by(RunItem.status)).all())
+        spent = conn.execute(select(func.coalesce(func.sum(LlmCall.cost_usd), 0.0))
+                             .where(LlmCall.run_id == run.id)).scalar()
+        pending = conn.execute(
+            select(RunItem.id, RunItem.prompt_version_id, RunItem.model, RunItem.dataset_row_id, RunItem.repeat)
+            .where(RunItem.run_id == run.id, RunItem.status == "pending").order_by(RunItem.id)
+        ).all()
+        rows = dict(conn.execute(select(DatasetRow.id, DatasetRow.data)
+                                 .where(DatasetRow.dataset_version_id == run.dataset_version_id)).all())
+    total = sum(counts.values())
+    state = RunState(total, counts.get("done", 0), counts.get("error", 0) + counts.get("blocked", 0),
+                     float(spent or 0.0), run.budget_usd)
+    return [WorkItem(*p) for p in pending], state, rows
+
+
+def _prepare(run: Run, work: list[WorkItem], rows: dict) -> list[tuple[WorkItem, str]]:
+    """Render every item's messages up front; a render failure is that item's final error."""
+    specs = runs.model_specs(run)
+    versions: dict[int, PromptVersion] = {}
+    failures = []
+    for item in work:
+        version = versions.get(item.prompt_version_id) or prompts.version_by_id(item.prompt_version_id)
+        versions[item.prompt_version_id] = version
+        base = specs.get(item.model)
+        if base is None:
+            failures.append((item, f"model {item.model!r} is not in the run config"))
+            continue
+        item.spec = ModelSpec(id=base.id, api_base=base.api_base, api_key=base.api_key,
+                              params={**(version.params or {}), **base.params}, rpm=base.rpm)
+        item.row = rows.get(item.row_id, {})
+        try:
+            item.messages = prompts.render_messages(version, item.row)
+        except templates.TemplateError as exc:
+            failures.append((item, str(exc)))
+            continue
+        item.digest = request_hash(item.spec, item.messages, item.spec.params)
+    return failures
+
+
+def _cached_calls(digests: set[str]) -> dict[str, dict]:
+    """Successful, non-cached ledger rows by request hash, fetched in chunks."""
+    found: dict[str, dict] = {}
+    digests = list(digests)
+    with db_engine().connect() as conn:
+        for start in range(0, len(digests), 500):
+            chunk = digests[start:start + 500]
+            for row in conn.execute(
+                select(LlmCall.request_hash, LlmCall.output, LlmCall.input_tokens, LlmCall.output_tokens)
+                .where(LlmCall.request_hash.in_(chunk), LlmCall.error_type.is_(None), LlmCall.cached.is_(False))
+            ):
+                found[row.request_hash] = {"output": row.output, "input_tokens": row.input_tokens,
+                                           "output_tokens": row.output_tokens}
+    return found
+
+
+class Limiter:
+    """Per-model requests-per-minute pacing: calls are spaced 60/rpm seconds apart."""
+
+    def __init__(self, rpm: float):
+        self.interval = 60.0 / rpm
+        self.next_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self):
+        async with self.lock:
+            now = time.monotonic()
+            if self.next_at > now:
+                await asyncio.sleep(self.next_at - now)
+            self.next_at = max(now, self.next_at) + self.interval
+
+
+async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
+                  on_progress: Callable[[dict], None] | None = None, timeout: float = 120.0,
+                  scorer: Callable | None = None) -> str:
+    """Run every pending item of `run_id`; returns the final status. Safe to call again to resume."""
+    run = runs.get_run(run_id)
+    if run.status in ("done", "cancelled"):
+        return run.status
+    runs.mark(run_id, status="running", started_at=run.started_at or utcnow(), heartbeat_at=utcnow(),
+              finished_at=None, worker=f"{socket.gethostname()}:{os.getpid()}", error=None)
+    try:
+        return await _execute(run, retry_errors, max_attempts, on_progress, timeout, scorer)
+    except Exception as exc:
+        runs.mark(run_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+        raise
+
+
+async def _execute(run, retry_errors, max_attempts, on_progress, timeout, scorer) -> str:
+    work, state, rows = _load_work(run, retry_errors)
+    failures = _prepare(run, work, rows)
+    queue: asyncio.Queue = asyncio.Queue()
+    for item, message in failures:
+        queue.put_nowait((item, None, message))
+    failed_ids = {item.item_id for item, _ in failures}
+    todo = [w for w in work if w.item_id not in failed_ids]
+    cache = _cached_calls({w.digest for w in todo if w.repeat == 0}) if run.use_cache else {}
+    if run.status == "budget_exceeded" and state.over_budget():
+        state.stop_reason = "budget_exceeded"
+    pending = list(reversed(todo))
+    local_slots = asyncio.Semaphore(1)
+    limiters = {w.spec.label: Limiter(w.spec.rpm) for w in todo if w.spec.rpm}
+
+    async def call_with_retries(item: WorkItem) -> CallResult:
+        for attempt in range(max_attempts):
+            if item.spec.label in limiters:
+                await limiters[item.spec.label].wait()
+            if item.spec.id.startswith("local/"):
+                async with local_slots:
+                    result = await acall(item.spec, item.messages, timeout)
+            else:
+                result = await acall(item.spec, item.messages, timeout)
+            if result.ok or not result.retryable or attempt == max_attempts - 1 or state.stop_reason:
+                return result
+            await asyncio.sleep(backoff_delay(attempt, result.retry_after))
+        return result
+
+    async def worker():
+        while pending and not state.stop_reason:
+            if state.over_budget():
+                state.stop_reason = "budget_exceeded"
+                break
+            item = pending.pop()
+            hit = cache.get(item.digest) if item.repeat == 0 else None
+            if hit is not None:
+                result = CallResult(model=item.spec.id, messages=item.messages, params=item.spec.params,
+                                    request_hash=item.digest, output=hit["output"], latency_ms=0.0,
+                                    input_tokens=hit["input_tokens"], output_tokens=hit["output_tokens"],
+                                    cost_usd=0.0, cached=True, api_base=item.spec.api_base)
+            else:
+                state.in_flight += 1
+                try:
+                    result = await call_with_retries(item)
+                finally:
+                    state.in_flight -= 1
+                if result.ok and result.cost_usd:
+                    state.spent += result.cost_usd
+                    state.calls_priced += 1
+                    state.mean_cost += (result.cost_usd - state.mean_cost) / state.calls_priced
+            scores = scorer(item, result) if (scorer and result.ok) else []
+            queue.put_nowait((item, result, None, scores) if scores else (item, result, None))
+
+    async def heartbeat():
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            with db_engine().begin() as conn:
+                status = conn.execute(select(Run.status).where(Run.id == run.id)).scalar()
+                conn.execute(update(Run).where(Run.id == run.id).values(heartbeat_at=utcnow()))
+            if status in ("cancelling", "cancelled"):
+                state.stop_reason = "cancelled"
+
+    writer_task = asyncio.create_task(_writer(run.id, queue, state, on_progress))
+    beat_task = asyncio.create_task(heartbeat())
+    try:
+        await asyncio.gather(*[worker() for _ in range(max(1, run.concurrency))])
+    finally:
+        beat_task.cancel()
+        await queue.put(None)
+        await writer_task
+    if state.stop_reason == "cancelled" or runs.get_run(run.id).status in ("cancelling", "cancelled"):
+        final = "cancelled"
+    elif state.stop_reason == "budget_exceeded":
+        final = "budget_exceeded"
+    elif state.done == 0 and state.failed > 0:
+        final = "failed"
+    else:
+        final = "done"
+    runs.mark(run.id, status=final, finished_at=utcnow(), heartbeat_at=utcnow())
+    if on_progress:
+        on_progress({**state.snapshot(), "status": final})
+    return final
+
+
+async def _writer(run_id: int, queue: asyncio.Queue, state: RunState, on_progress) -> None:
+    """Drain finished items in small transactions: one writer, durable per batch."""
+    closing = False
+    while not closing:
+        batch = [await queue.get()]
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while len(batch) < BATCH_MAX:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), timeout))
+            except asyncio.TimeoutError:
+                break
+        if batch[-1] is None or None in batch:
+            closing = True
+            batch = [b for b in batch if b is not None]
+            while not queue.empty():
+                extra = queue.get_nowait()
+                if extra is not None:
+                    batch.append(extra)
+        if batch:
+            _write_batch(run_id, batch, state)
+            if on_progress:
+                on_progress(state.snapshot())
+
+
+def _write_batch(run_id: int, batch: list, state: RunState) -> None:
+    now = utcnow()
+    item_updates, score_rows = [], []
+    with db_engine().begin() as conn:
+        for entry in batch:
+            item, result, message = entry[0], entry[1], entry[2]
+            scores = entry[3] if len(entry) > 3 else []
+            if result is None:
+                item_updates.append({"b_id": item.item_id, "b_status": "error", "b_call": None,
+                                     "b_type": "render", "b_error": message, "b_at": now})
+                state.failed += 1
+                continue
+            call_id = conn.execute(insert(LlmCall).values(
+                **_call_values(ledger.to_row(result, "run", item.prompt_version_id, run_id)))).inserted_primary_key[0]
+            state.calls += 1
+            state.cached += int(result.cached)
+            status = "done" if result.ok else "error"
+            item_updates.append({"b_id": item.item_id, "b_status": status, "b_call": call_id,
+                                 "b_type": result.error_type, "b_error": result.error, "b_at": now})
+            for score in scores:
+                score_rows.append({**score, "run_item_id": item.item_id, "created_at": now})
+            if result.ok:
+                state.done += 1
+            else:
+                state.failed += 1
+        conn.execute(
+            update(RunItem).where(RunItem.id == bindparam("b_id")).values(
+                status=bindparam("b_status"), call_id=bindparam("b_call"), error_type=bindparam("b_type"),
+                error=bindparam("b_error"), finished_at=bindparam("b_at")),
+            item_updates,
+        )
+        if score_rows:
+            conn.execute(insert(Score), score_rows)
+
+
+def _call_values(row: LlmCall) -> dict:
+    values = row.model_dump(exclude={"id"})
+    return values
+
+
+def run_sync(run_id: int, **kwargs) -> str:
+    """Execute a run to completion from synchronous code (CLI, worker threads)."""
+    return asyncio.run(execute(run_id, **kwargs))

@@ -1,0 +1,365 @@
+"""Runs: an eval config becomes a plan of items, stored before any call is made.
+
+A run is prompt versions x models x dataset rows x repeats. `create_run` validates
+everything that can be validated offline (prompts resolve, the dataset satisfies every
+prompt's variables, models and scorers are well-formed), then writes the run and all
+its items in one transaction. Execution (workbench.engine) only fills items in, so
+progress is a count over items and resume is "run the items that are not done".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+from sqlalchemy import case, func, insert, select as sa_select, update
+from sqlmodel import select
+
+from storage.db import engine as db_engine, session
+from storage.tables import (DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow)
+from workbench import dataset_store, datasets, prompts
+from workbench.errors import NotFound, WorkbenchError
+from workbench.llm import ModelSpec
+
+FINAL_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
+STALE_AFTER = timedelta(seconds=30)  # a running run whose worker has not beaten for this long died
+
+
+@dataclass
+class RunPlan:
+    name: str
+    prompt_versions: list[PromptVersion]
+    dataset_version: DatasetVersion
+    models: list[ModelSpec]
+    config: dict
+    concurrency: int = 8
+    repeat: int = 1
+    use_cache: bool = True
+    budget_usd: float | None = None
+    scorers: list[dict] = field(default_factory=list)
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkbenchError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise WorkbenchError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise WorkbenchError(f"{path}: the config must be a mapping with prompts, dataset and models.")
+    config["_base_dir"] = str(path.resolve().parent)
+    return config
+
+
+def _resolve_prompt(entry) -> PromptVersion:
+    if isinstance(entry, str):
+        return prompts.resolve(entry)
+    if isinstance(entry, dict) and entry.get("name"):
+        kind = "chat" if entry.get("messages") else "text"
+        saved = prompts.save_version(
+            entry["name"], kind=kind, template=entry.get("template"), messages=entry.get("messages"),
+            model=entry.get("model", prompts.DEFAULT_MODEL), params=entry.get("params") or {},
+            note=entry.get("note", "from eval config"),
+        )
+        return saved.version
+    raise WorkbenchError(f"A prompt entry must be 'name@version', 'name@label' or {{name, template}}: got {entry!r}")
+
+
+def plan_from_config(config: dict) -> RunPlan:
+    """Resolve and validate a config; nothing about the run is stored yet (inline prompts and a
+    dataset file are registered as versions, which is idempotent)."""
+    for key in ("prompts", "dataset", "models"):
+        if not config.get(key):
+            raise WorkbenchError(f"The config needs '{key}'.")
+    try:
+        versions = [_resolve_prompt(p) for p in config["prompts"]]
+    except NotFound as exc:
+        raise WorkbenchError(str(exc)) from None
+    dataset_version = dataset_store.resolve_for_run(config["dataset"], base_dir=config.get("_base_dir"))
+    for version in versions:
+        missing = [v for v in version.variables if v not in dataset_version.columns]
+        if missing:
+            raise WorkbenchError(
+                f"Dataset '{dataset_store.label_of(dataset_version)}' lacks column(s) {', '.join(missing)} "
+                f"needed by prompt {prompts.prompt_name_of(version)} v{version.version}; "
+                f"it has: {', '.join(dataset_version.columns)}."
+            )
+    models = [ModelSpec.parse(m) for m in config["models"]]
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise WorkbenchError("The same model is listed twice; give one of them another api_base or remove it.")
+    scorers = list(config.get("scorers") or [])
+    problems = scorer_problems(scorers)
+    if problems:
+        raise WorkbenchError("Scorer config: " + "; ".join(problems))
+    concurrency = int(config.get("concurrency", 8))
+    repeat = int(config.get("repeat", 1))
+    if not 1 <= concurrency <= 1024:
+        raise WorkbenchError("concurrency must be between 1 and 1024.")
+    if not 1 <= repeat <= 100:
+        raise WorkbenchError("repeat must be between 1 and 100.")
+    budget = config.get("budget_usd")
+    public = {k: v for k, v in config.items() if not k.startswith("_")}
+    public["models"] = [_public_model(entry) for entry in config["models"]]
+    return RunPlan(
+        name=str(config.get("description") or config.get("name") or ""),
+        prompt_versions=versions, dataset_version=dataset_version, models=models, config=public,
+        concurrency=concurrency, repeat=repeat, use_cache=bool(config.get("cache", True)),
+        budget_usd=float(budget) if budget is not None else None, scorers=scorers,
+    )
+
+
+def _public_model(entry) -> dict | str:
+    """A model entry as stored: an env reference (`${VAR}`) is kept so resume works; a literal key never is."""
+    if not isinstance(entry, dict):
+        return entry
+    stored = {k: v for k, v in entry.items() if k != "api_key"}
+    key = entry.get("api_key")
+    if isinstance(key, str) and key.startswith("${") and key.endswith("}"):
+        stored["api_key"] = key
+    return stored
+
+
+def scorer_problems(scorers: list) -> list[str]:
+    """Validate scorer configs when the scoring module is present (filled by the scoring issue)."""
+    try:
+        from workbench.scoring import validate_scorer_config
+    except ImportError:
+        return [] if not scorers else ["scorers are not available in this build"]
+    problems = []
+    for index, config in enumerate(scorers, 1):
+        if not isinstance(config, dict):
+            problems.append(f"scorer {index} must be a mapping with a type")
+            continue
+        problems += [f"scorer {index} ({config.get('type')}): {p}" for p in validate_scorer_config(config)]
+    return problems
+
+
+# Literal API keys typed into a config or the UI live only in this process's memory, so a run
+# started here can use them; a resume in another process needs a `${VAR}` reference instead.
+_literal_keys: dict[tuple[int, str], str] = {}
+
+
+def create_run(plan: RunPlan) -> int:
+    """Write the run and its whole plan of items in one transaction; returns the run id."""
+    with session() as s:
+        run = Run(
+            name=plan.name, config=plan.config, status="pending", dataset_version_id=plan.dataset_version.id,
+            concurrency=plan.concurrency, budget_usd=plan.budget_usd, use_cache=plan.use_cache, repeat=plan.repeat,
+        )
+        s.add(run)
+        s.flush()
+        row_ids = s.exec(
+            select(DatasetRow.id).where(DatasetRow.dataset_version_id == plan.dataset_version.id)
+            .order_by(DatasetRow.position)
+        ).all()
+        items = [
+            {"run_id": run.id, "prompt_version_id": v.id, "model": m.label, "dataset_row_id": row_id,
+             "repeat": r, "status": "pending"}
+            for v in plan.prompt_versions for m in plan.models for row_id in row_ids for r in range(plan.repeat)
+        ]
+        if not items:
+            raise WorkbenchError("The dataset has no rows: nothing to run.")
+        for start in range(0, len(items), 5000):
+            s.execute(insert(RunItem), items[start:start + 5000])
+        run_id = run.id
+    for spec in plan.models:
+        if spec.api_key:
+            _literal_keys[(run_id, spec.label)] = spec.api_key
+    return run_id
+
+
+def model_specs(run: Run) -> dict[str, ModelSpec]:
+    """The run's models by label, keys re-read from the environment (they are never stored)."""
+    specs = {}
+    for entry in run.config.get("models", []):
+        spec = ModelSpec.parse(entry)
+        spec.api_key = spec.api_key or _literal_keys.get((run.id, spec.label))
+        specs[spec.label] = spec
+    return specs
+
+
+def get_run(run_id: int) -> Run:
+    with session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"No run with id {run_id}.")
+        return run
+
+
+def effective_status(run: Run) -> str:
+    """`interrupted` when the run says running but its worker stopped beating (process died)."""
+    if run.status in ("running", "cancelling"):
+        beat = run.heartbeat_at or run.started_at or run.created_at
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=timezone.utc)
+        if datetime.now(timezone.utc) - beat > STALE_AFTER:
+            return "interrupted"
+    return run.status
+
+
+def request_cancel(run_id: int) -> None:
+    """Ask the worker (in any process) to stop; it notices on its next heartbeat."""
+    with session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"No run with id {run_id}.")
+        if run.status in ("pending", "running"):
+            run.status = "cancelling"
+        elif effective_status(run) == "interrupted" or run.status == "cancelling":
+            run.status = "cancelled"
+
+
+def progress(run_id: int) -> dict:
+    """Counts over items and spend so far, in SQL."""
+    eng = db_engine()
+    with eng.connect() as conn:
+        counts = dict(conn.execute(
+            sa_select(RunItem.status, func.count()).where(RunItem.run_id == run_id).group_by(RunItem.status)
+        ).all())
+        calls = conn.execute(
+            sa_select(func.count(), func.sum(case((LlmCall.cached, 1), else_=0)),
+                      func.coalesce(func.sum(LlmCall.cost_usd), 0.0),
+                      func.coalesce(func.sum(LlmCall.input_tokens), 0), func.coalesce(func.sum(LlmCall.output_tokens), 0),
+                      func.min(LlmCall.created_at), func.max(LlmCall.created_at))
+            .where(LlmCall.run_id == run_id)
+        ).one()
+    total = sum(counts.values())
+    done = counts.get("done", 0)
+    failed = counts.get("error", 0) + counts.get("blocked", 0)
+    first, last = calls[5], calls[6]
+    elapsed = (last - first).total_seconds() if first and last else 0.0
+    return {
+        "total": total, "done": done, "failed": failed, "remaining": counts.get("pending", 0),
+        "calls": calls[0], "cached": calls[1] or 0, "cost_usd": float(calls[2]), "input_tokens": int(calls[3]),
+        "output_tokens": int(calls[4]), "calls_per_s": (calls[0] / elapsed) if elapsed > 0 else None,
+    }
+
+
+def list_runs(limit: int = 50) -> list[dict]:
+    with session() as s:
+        runs = s.exec(select(Run).order_by(Run.id.desc()).limit(limit)).all()
+    out = []
+    for run in runs:
+        p = progress(run.id)
+        out.append({
+            "id": run.id, "name": run.name, "status": effective_status(run),
+            "created": run.created_at, "done": p["done"], "failed": p["failed"], "total": p["total"],
+            "cost_usd": p["cost_usd"],
+        })
+    return out
+
+
+RESULT_COLUMNS = ["item_id", "row_key", "prompt", "version", "model", "repeat", "status", "input", "output",
+                  "expected", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "cached", "error"]
+
+
+def results(run_id: int, limit: int | None = 200, offset: int = 0, status: str | None = None,
+            search: str | None = None) -> list[dict]:
+    """One page of per-item results joined with their row, version and call."""
+    from storage.tables import Prompt
+
+    with session() as s:
+        query = (
+            select(RunItem, DatasetRow, PromptVersion, Prompt.name, LlmCall)
+            .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
+            .join(PromptVersion, PromptVersion.id == RunItem.prompt_version_id)
+            .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+            .join(LlmCall, LlmCall.id == RunItem.call_id, isouter=True)
+            .where(RunItem.run_id == run_id)
+            .order_by(RunItem.id)
+        )
+        if status:
+            query = query.where(RunItem.status == status)
+        if search:
+            query = query.where(LlmCall.output.contains(search))
+        if limit:
+            query = query.limit(limit).offset(offset)
+        rows = s.exec(query).all()
+        item_ids = [item.id for item, *_ in rows]
+        scores = {}
+        if item_ids:
+            for score in s.exec(select(Score).where(Score.run_item_id.in_(item_ids))).all():
+                scores.setdefault(score.run_item_id, {})[score.scorer_name] = score
+    out = []
+    for item, row, version, prompt_name, call in rows:
+        record = {
+            "item_id": item.id, "row_key": row.row_key, "prompt": prompt_name, "version": version.version,
+            "model": item.model, "repeat": item.repeat, "status": item.status,
+            "input": json.dumps({k: row.data.get(k) for k in version.variables}, ensure_ascii=False),
+            "output": call.output if call else None, "expected": row.data.get("expected"),
+            "latency_ms": call.latency_ms if call else None, "input_tokens": call.input_tokens if call else None,
+            "output_tokens": call.output_tokens if call else None, "cost_usd": call.cost_usd if call else None,
+            "cached": call.cached if call else None, "error": item.error or (call.error if call else None),
+        }
+        for name, score in scores.get(item.id, {}).items():
+            record[f"{name}.score"] = score.value
+            record[f"{name}.passed"] = score.passed
+            record[f"{name}.reason"] = score.error or score.reason
+        out.append(record)
+    return out
+
+
+def export(run_id: int, fmt: str) -> bytes:
+    rows = results(run_id, limit=None)
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or RESULT_COLUMNS
+    if fmt == "jsonl":
+        return datasets.to_jsonl_bytes(rows)
+    if fmt == "csv":
+        return datasets.to_csv_bytes(columns, rows)
+    raise WorkbenchError("Export format must be csv or jsonl.")
+
+
+def mark(run_id: int, **fields) -> None:
+    with db_engine().begin() as conn:
+        conn.execute(update(Run).where(Run.id == run_id).values(**fields))
+
+
+def now():
+    return utcnow()
+
+
+def summary(run_id: int) -> dict:
+    """Progress plus per-scorer aggregates, all computed in SQL."""
+    from storage import queries
+
+    p = progress(run_id)
+    scorers = queries.score_summary(run_id)
+    finished = p["done"] + p["failed"]
+    pass_rate = queries.overall_pass_rate(run_id) if scorers else (p["done"] / finished if finished else None)
+    return {**p, "scorers": scorers, "pass_rate": pass_rate,
+            "error_rate": (p["failed"] / finished) if finished else None}
+
+
+def check_thresholds(result: dict, thresholds: dict) -> list[str]:
+    """Failures as readable lines; empty when every threshold holds.
+
+    `pass_rate`, `<scorer>.mean` and `<scorer>.pass_rate` are minimums; `error_rate` is a maximum.
+    """
+    failures = []
+    by_name = {s["scorer"]: s for s in result.get("scorers", [])}
+    for key, limit in (thresholds or {}).items():
+        limit = float(limit)
+        if key in ("pass_rate", "error_rate"):
+            value = result.get(key)
+        elif "." in key:
+            name, _, metric = key.rpartition(".")
+            if name not in by_name:
+                failures.append(f"{key}: no scorer named {name!r} in this run")
+                continue
+            value = by_name[name].get(metric)
+        else:
+            failures.append(f"{key}: unknown threshold (use pass_rate, error_rate, <scorer>.mean, <scorer>.pass_rate)")
+            continue
+        if value is None:
+            failures.append(f"{key}: no value (nothing was scored)")
+        elif key == "error_rate" and value > limit:
+            failures.append(f"error_rate {value:.3f} > {limit}")
+        elif key != "error_rate" and value < limit:
+            failures.append(f"{key} {value:.3f} < {limit}")
+    return failures
