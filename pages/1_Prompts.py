@@ -16,7 +16,7 @@ st.title("📝 Prompts")
 NEW = "➕ New prompt"
 listing = prompts.list_prompts()
 if listing:
-    st.dataframe(pd.DataFrame(listing), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch")
 names = [p["name"] for p in listing]
 if "select_after_save" in st.session_state:  # a widget's value can only be set before it is drawn
     st.session_state["prompt_choice"] = st.session_state.pop("select_after_save")
@@ -91,7 +91,7 @@ st.dataframe(pd.DataFrame([{
     "variables": ", ".join(v.variables), "hash": v.content_hash[:12], "note": v.note, "author": v.author,
     "created": v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
     "labels": ", ".join(l for l, n in labels.items() if n == v.version),
-} for v in reversed(history)]), hide_index=True, use_container_width=True)
+} for v in reversed(history)]), hide_index=True, width="stretch")
 
 st.subheader("Labels")
 numbers = [v.version for v in history]
@@ -108,7 +108,7 @@ if cols[2].button(f"{verb} {label} → v{target}", key="move_label"):
 events = prompts.label_history(choice)
 if events:
     with st.expander("Label history"):
-        st.dataframe(pd.DataFrame(events), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(events), hide_index=True, width="stretch")
 
 st.subheader("Diff")
 if len(numbers) < 2:

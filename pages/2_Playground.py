@@ -70,6 +70,6 @@ if recent:
         "when": c.created_at.strftime("%H:%M:%S"), "model": c.model, "latency_ms": round(c.latency_ms or 0),
         "tokens_in": c.input_tokens, "tokens_out": c.output_tokens, "cost_usd": c.cost_usd, "cached": c.cached,
         "error": c.error_type, "output": (c.output or "")[:120],
-    } for c in recent]), hide_index=True, use_container_width=True)
+    } for c in recent]), hide_index=True, width="stretch")
 else:
     st.caption("No calls yet.")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from ui_common import page_setup
-from workbench import dataset_store, datasets
+from workbench import datasets
 from workbench.errors import WorkbenchError
 
 page_setup("Datasets", "🗂️")
@@ -32,8 +32,8 @@ with tab_new:
         st.success(f"{len(parsed.rows)} rows · {len(parsed.columns)} columns · {parsed.format}")
         st.dataframe(pd.DataFrame([parsed.column_types]), hide_index=True)
         st.dataframe(pd.DataFrame(parsed.rows[:50], columns=parsed.columns), hide_index=True,
-                     use_container_width=True)
-        coverage = dataset_store.prompt_coverage(parsed.columns)
+                     width="stretch")
+        coverage = datasets.prompt_coverage(parsed.columns)
         if coverage:
             st.caption("Which prompts this dataset can feed (latest version of each):")
             st.dataframe(pd.DataFrame(coverage), hide_index=True)
@@ -42,7 +42,7 @@ with tab_new:
         note = st.text_input("Version note", key="ds_note")
         if st.button("Save dataset version", type="primary", key="ds_save"):
             try:
-                version, created = dataset_store.save_version(name, parsed, note=note, source_filename=filename)
+                version, created = datasets.save_version(name, parsed, note=note, source_filename=filename)
             except WorkbenchError as exc:
                 st.error(str(exc))
             else:
@@ -52,38 +52,38 @@ with tab_new:
                     st.info(f"No change since {name} v{version.version}: nothing saved.")
 
 with tab_browse:
-    listing = dataset_store.list_datasets()
+    listing = datasets.list_datasets()
     if not listing:
         st.info("No datasets yet: upload one.")
         st.stop()
-    st.dataframe(pd.DataFrame(listing), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch")
     name = st.selectbox("Dataset", [d["name"] for d in listing], key="ds_browse")
-    history = dataset_store.versions(name)
+    history = datasets.versions(name)
     number = st.selectbox("Version", [v.version for v in reversed(history)], key=f"ds_version:{name}")
-    version = dataset_store.get_version(name, number)
+    version = datasets.get_version(name, number)
     st.caption(f"{version.row_count} rows · columns {', '.join(version.columns)} · "
                f"hash {version.content_hash[:12]} · {version.note or 'no note'}")
     page_size = 100
     pages = max(1, -(-version.row_count // page_size))
     page = st.number_input("Page", 1, pages, 1, key=f"ds_page:{version.id}") if pages > 1 else 1
-    rows = dataset_store.rows(version.id, limit=page_size, offset=(page - 1) * page_size)
+    rows = datasets.rows(version.id, limit=page_size, offset=(page - 1) * page_size)
     frame = pd.DataFrame([data for _, data in rows], columns=version.columns)
     if pages == 1:
-        edited = st.data_editor(frame, num_rows="dynamic", use_container_width=True, key=f"ds_edit:{version.id}")
+        edited = st.data_editor(frame, num_rows="dynamic", width="stretch", key=f"ds_edit:{version.id}")
         edit_note = st.text_input("Note for the edited version", key=f"ds_edit_note:{version.id}")
         if st.button("Save edits as a new version", key="ds_save_edits"):
             try:
-                saved, created = dataset_store.save_version(
-                    name, dataset_store.from_records(version.columns, edited.to_dict("records")), note=edit_note)
+                saved, created = datasets.save_version(
+                    name, datasets.from_records(version.columns, edited.to_dict("records")), note=edit_note)
             except (WorkbenchError, datasets.DatasetError) as exc:
                 st.error(str(exc))
             else:
                 st.success(f"Saved {name} v{saved.version}." if created else "No change: nothing saved.")
     else:
-        st.dataframe(frame, hide_index=True, use_container_width=True)
+        st.dataframe(frame, hide_index=True, width="stretch")
         st.caption("Editing in the table is offered for datasets up to 100 rows; export, edit and re-upload larger ones.")
     cols = st.columns(2)
-    all_rows = [data for _, data in dataset_store.rows(version.id)]
+    all_rows = [data for _, data in datasets.rows(version.id)]
     cols[0].download_button("Export CSV", datasets.to_csv_bytes(version.columns, all_rows),
                             f"{name}-v{number}.csv", "text/csv", key="ds_csv")
     cols[1].download_button("Export JSONL", datasets.to_jsonl_bytes(all_rows),

@@ -5,7 +5,7 @@ import streamlit as st
 import yaml
 
 from ui_common import page_setup, run_manager
-from workbench import dataset_store, prompts, runs
+from workbench import datasets, prompts, runs
 from workbench.errors import WorkbenchError
 from workbench.llm import available_models
 
@@ -16,7 +16,7 @@ manager = run_manager()
 with st.expander("Start a run", expanded=not runs.list_runs(1)):
     refs = [f"{p['name']}@{v.version}" for p in prompts.list_prompts() for v in prompts.versions(p["name"])]
     chosen_prompts = st.multiselect("Prompt versions", refs, key="run_prompts")
-    data = [f"{d['name']}@{v.version}" for d in dataset_store.list_datasets() for v in dataset_store.versions(d["name"])]
+    data = [f"{d['name']}@{v.version}" for d in datasets.list_datasets() for v in datasets.versions(d["name"])]
     dataset_ref = st.selectbox("Dataset version", data, key="run_dataset") if data else None
     if not data:
         st.info("No datasets yet: add one on the Datasets page.")
@@ -46,7 +46,7 @@ with st.expander("Start a run", expanded=not runs.list_runs(1)):
 listing = runs.list_runs(100)
 if not listing:
     st.stop()
-st.dataframe(pd.DataFrame(listing), hide_index=True, use_container_width=True)
+st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch")
 ids = [r["id"] for r in listing]
 if st.session_state.get("run_selected") not in ids:
     st.session_state["run_selected"] = ids[0]
@@ -96,7 +96,7 @@ frame = pd.DataFrame(rows)
 if frame.empty:
     st.caption("No results match.")
 else:
-    selection = st.dataframe(frame, hide_index=True, use_container_width=True, on_select="rerun",
+    selection = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                              selection_mode="single-row", key="res_table")
     picked = selection.selection.rows if selection else []
     if picked:

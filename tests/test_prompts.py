@@ -87,7 +87,9 @@ def test_diff_side_by_side_and_settings():
 
 
 def test_sample_data_loads_once():
-    assert sample.load_all()["prompts"] == ["support-answer", "summarizer", "json-extractor"]
-    assert sample.load_all()["prompts"] == []
+    first = sample.load_all()
+    assert first["prompts"] == ["support-answer", "summarizer", "json-extractor"]
+    assert first["datasets"] == ["support_qa"]
+    assert sample.load_all() == {"prompts": [], "datasets": []}
     assert len(prompts.versions("support-answer")) == 2
     assert prompts.labels_of("support-answer") == {"production": 1, "staging": 2}

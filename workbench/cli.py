@@ -116,6 +116,14 @@ def _print_summary(run_id: int, status: str, result: dict) -> None:
             print(f"  {s['scorer']:<28}{s['n']:>6}{mean:>9}{rate:>9}{s['errors']:>8}")
 
 
+def cmd_init(args) -> int:
+    from workbench import sample
+
+    loaded = sample.load_all()
+    print(f"data directory {config.home()}; loaded sample data: {loaded}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Prompt Workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", default="localhost")
     serve.add_argument("--no-sample", action="store_true", help="do not load the sample data")
     serve.set_defaults(func=cmd_serve)
+    init = sub.add_parser("init", help="create the database and load the sample data (idempotent)")
+    init.set_defaults(func=cmd_init)
     evaluate = sub.add_parser("eval", help="run an eval config headless (for CI)")
     evaluate.add_argument("config", nargs="?", help="eval config YAML")
     evaluate.add_argument("--resume", type=int, metavar="RUN_ID", help="finish the pending items of a run")

@@ -55,7 +55,17 @@ def _model_source(model: str) -> str:
         if not path.exists():
             raise EmbeddingModelUnavailable(f"The embedded embedding model files are missing: {path}")
         return str(path)
-    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir() or not any((path / name).exists() for name in ("modules.json", "config.json")):
+            raise EmbeddingModelUnavailable(
+                f"Embedding model {model!r} is not available offline: {path} is not a sentence-transformers "
+                "model directory (no modules.json or config.json)."
+            )
+        return str(path)
+    if model.startswith(("/", ".", "~")):
+        raise EmbeddingModelUnavailable(f"Embedding model {model!r} is not available offline: no such directory.")
+    return model  # a Hugging Face name: only the local cache is consulted
 
 
 def load_model(model: str = DEFAULT_EMBEDDING_MODEL):

@@ -94,7 +94,7 @@ PHONE_PATTERNS = [
     # US: (415) 555-2671, 415-555-2671, 415.555.2671, 1-415-555-2671
     re.compile(_LEFT + r"(?:1[ .-])?(?:\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}([ .-])\d{3}\1\d{4})" + _RIGHT),
     # national with trunk 0 (UK/EU): 020 7946 0958, 07700 900123, 06 12 34 56 78, 030/1234567
-    re.compile(_LEFT + r"0\d{1,4}(?:[ /-]\d{2,8}){1,4}" + _RIGHT),
+    re.compile(_LEFT + r"0[1-9]\d{0,3}(?:[ /-]\d{2,8}){1,4}" + _RIGHT),
 ]
 
 CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|[.,]\d)")
@@ -355,7 +355,8 @@ def find_prompt_injection(text: str, kinds=None, detect_base64: bool = False,
     for kind, pattern in INJECTION_PATTERNS.items():
         if kind in kinds:
             for m in pattern.finditer(text):
-                findings.append(GuardFinding("prompt_injection", kind, _shorten(m.group(0)), m.start(), m.end(), action))
+                snippet = _shorten(m.group(0))
+                findings.append(GuardFinding("prompt_injection", kind, snippet, m.start(), m.end(), action))
     if detect_base64 and "base64_blob" in kinds:
         for m in BASE64_BLOB.finditer(text):
             if _looks_like_base64_text(m.group(0)):

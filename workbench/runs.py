@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from storage.db import engine as db_engine, session
 from storage.tables import (DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow)
-from workbench import dataset_store, datasets, prompts
+from workbench import datasets, prompts
 from workbench.errors import NotFound, WorkbenchError
 from workbench.llm import ModelSpec
 
@@ -80,12 +80,12 @@ def plan_from_config(config: dict) -> RunPlan:
         versions = [_resolve_prompt(p) for p in config["prompts"]]
     except NotFound as exc:
         raise WorkbenchError(str(exc)) from None
-    dataset_version = dataset_store.resolve_for_run(config["dataset"], base_dir=config.get("_base_dir"))
+    dataset_version = datasets.resolve_for_run(config["dataset"], base_dir=config.get("_base_dir"))
     for version in versions:
         missing = [v for v in version.variables if v not in dataset_version.columns]
         if missing:
             raise WorkbenchError(
-                f"Dataset '{dataset_store.label_of(dataset_version)}' lacks column(s) {', '.join(missing)} "
+                f"Dataset '{datasets.label_of(dataset_version)}' lacks column(s) {', '.join(missing)} "
                 f"needed by prompt {prompts.prompt_name_of(version)} v{version.version}; "
                 f"it has: {', '.join(dataset_version.columns)}."
             )

@@ -36,6 +36,27 @@ def load_sample_prompts(path=None) -> list[str]:
     return loaded
 
 
+SAMPLE_DATASETS = {"support_qa": "support_qa.csv"}
+
+
+def load_sample_datasets() -> list[str]:
+    """Register the sample eval datasets once (a dataset of the same name is left alone)."""
+    from workbench import datasets
+
+    existing = {d["name"] for d in datasets.list_datasets()}
+    loaded = []
+    for name, filename in SAMPLE_DATASETS.items():
+        path = config.SAMPLE_DATA / filename
+        if name in existing or not path.exists():
+            continue
+        parsed = datasets.parse_dataset(path.read_bytes(), filename)
+        datasets.save_version(name, parsed, note="sample data", source_filename=filename,
+                              description="Lumen Notes support questions with the key fact a good answer contains",
+                              author="sample data")
+        loaded.append(name)
+    return loaded
+
+
 def load_all() -> dict:
-    """Everything sample: prompts now; datasets and indexes register here as they arrive."""
-    return {"prompts": load_sample_prompts()}
+    """Everything sample, idempotently."""
+    return {"prompts": load_sample_prompts(), "datasets": load_sample_datasets()}

@@ -18,7 +18,7 @@ import json
 import re
 
 from workbench import guardrails
-from workbench.scoring import ScoreContext, ScoreResult, ScorerError, metric, passed, register
+from workbench.scoring import ScoreContext, ScorerError, ScoreResult, metric, passed, register
 from workbench.scoring import expression as expr_lang
 from workbench.scoring.text_metrics import bleu, rouge_l
 
@@ -182,7 +182,8 @@ def _regex_flags(flags) -> int:
     for name in names:
         bit = REGEX_FLAGS.get(str(name).lower().removeprefix("re."))
         if bit is None:
-            raise ScorerError(f"unknown regex flag {name!r}; use i, m, s, x (or IGNORECASE, MULTILINE, DOTALL, VERBOSE)")
+            raise ScorerError(f"unknown regex flag {name!r}; "
+                              "use i, m, s, x (or IGNORECASE, MULTILINE, DOTALL, VERBOSE)")
         bits |= bit
     return bits
 
@@ -244,7 +245,8 @@ def extract_json(output: str):
         try:
             return json.loads(match.group(2))
         except json.JSONDecodeError as exc:
-            block_error = block_error or f"invalid JSON in code block: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            block_error = block_error or f"invalid JSON in code block: {where}"
     raise ValueError(block_error or error)
 
 
@@ -507,7 +509,8 @@ def _guard_scorer(guard: str):
         return passed(False, f"found {shown}{more}")
 
     scorer.__name__ = f"guard_{guard}"
-    scorer.__doc__ = f"Fails when the `{guard}` guardrail finds something in the output (or the input with target: input)."
+    scorer.__doc__ = (f"Fails when the `{guard}` guardrail finds something in the output "
+                      "(or in the input with target: input).")
     one_of = ("max_chars", "max_tokens") if guard == "max_length" else ()
     required = ("words",) if guard == "banned_words" else ()
     optional = tuple(k for k in keys if k not in required and k not in one_of) + ("target",)

@@ -220,7 +220,8 @@ VERDICT_LABEL = re.compile(
 PREFERS = re.compile(
     r"\b(?:response|output|answer|assistant|option|candidate)\s+([AB])\s+(?:is|was)\s+(?:clearly\s+|slightly\s+|much\s+)?"
     r"(?:better|preferred|superior|stronger|more\s+\w+|the\s+(?:better|winner|best))\b"
-    r"|\b(?:prefer|choose|pick|select)\s+(?:response|output|answer|assistant|option|candidate)\s+([AB])\b", re.IGNORECASE)
+    r"|\b(?:prefer|choose|pick|select)\s+(?:response|output|answer|assistant|option|candidate)\s+([AB])\b",
+    re.IGNORECASE)
 TIE_PHRASE = re.compile(r"\b(?:it'?s\s+a\s+tie|tie|draw|equally\s+good|both\s+(?:are|responses\s+are)\s+equally)\b",
                         re.IGNORECASE)
 

@@ -1,0 +1,55 @@
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from workbench import datasets, prompts, runs
+from workbench.run_manager import manager
+
+PAGE = "../../pages/4_Runs.py"
+
+
+def test_start_run_in_background_and_see_results(fake_model):
+    prompts.save_version("ask", template="Q: {{ question }}", model="fake/model")
+    datasets.save_version("quiz", datasets.parse_pasted("id,question\na,one\nb,two\nc,three\n"))
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception
+    at.multiselect(key="run_prompts").set_value(["ask@1"])
+    at.multiselect(key="run_models").set_value(["fake/model"])
+    at.text_input(key="run_name").input("first run")
+    at.button(key="run_start").click().run()
+    assert not at.exception
+    run_id = runs.list_runs()[0]["id"]
+    manager().wait(run_id, timeout=30)
+    assert runs.get_run(run_id).status == "done"
+    at.run()
+    table = at.dataframe[1].value
+    assert sorted(table["output"]) == ["ECHO: Q: one", "ECHO: Q: three", "ECHO: Q: two"]
+    assert any("done: 3/3" in p.proto.text for p in at.get("progress"))
+
+
+def test_missing_column_is_refused_with_a_message(fake_model):
+    prompts.save_version("ask", template="{{ question }} {{ context }}", model="fake/model")
+    datasets.save_version("quiz", datasets.parse_pasted("question\none\n"))
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.multiselect(key="run_prompts").set_value(["ask@1"])
+    at.multiselect(key="run_models").set_value(["fake/model"])
+    at.button(key="run_start").click().run()
+    assert any("lacks column(s) context" in e.value for e in at.error)
+    assert runs.list_runs() == []
+
+
+def test_interrupted_run_offers_resume(fake_model):
+    prompts.save_version("ask", template="{{ question }}", model="fake/model")
+    datasets.save_version("quiz", datasets.parse_pasted("question\none\ntwo\n"))
+    run_id = runs.create_run(runs.plan_from_config(
+        {"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
+    from datetime import timedelta
+
+    from storage.tables import utcnow
+
+    runs.mark(run_id, status="running", heartbeat_at=utcnow() - timedelta(minutes=5))
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert any("interrupted" in p.proto.text for p in at.get("progress"))
+    at.button(key=f"resume:{run_id}").click().run()
+    manager().wait(run_id, timeout=30)
+    assert runs.get_run(run_id).status == "done" and runs.progress(run_id)["done"] == 2
