@@ -177,6 +177,12 @@ def test_catastrophic_regex_in_helper_is_stopped():
     assert time.monotonic() - started < 2.0
 
 
+def test_deep_nesting_is_refused_not_a_crash():
+    for source in ("-" * 3000 + "1", "1+" * 2400 + "1", "not " * 900 + "True"):
+        with pytest.raises(ExpressionError, match="nested too deeply|parentheses"):
+            evaluate(source, {})
+
+
 def test_runtime_errors_are_expression_errors():
     with pytest.raises(ExpressionError, match="ZeroDivisionError"):
         evaluate("1 / 0", VARS)

@@ -9,6 +9,11 @@ from __future__ import annotations
 FREE_PREFIXES = ("local/",)
 
 
+def has_custom_price(model: str) -> bool:
+    """Custom per-model prices override litellm's table (they arrive with the dashboards work)."""
+    return model.startswith(FREE_PREFIXES)
+
+
 def call_cost(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
     if model.startswith(FREE_PREFIXES):
         return 0.0

@@ -70,12 +70,12 @@ def _model_source(model: str) -> str:
 
 def load_model(model: str = DEFAULT_EMBEDDING_MODEL):
     """The SentenceTransformer for `model`, loaded once per process from local files only."""
-    cached = _models.get(model)
+    source = _model_source(model)  # aliases of the bundled model share one instance
+    cached = _models.get(source)
     if cached is not None:
         return cached
     with _load_lock:
-        if model not in _models:
-            source = _model_source(model)
+        if source not in _models:
             try:
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
@@ -87,14 +87,14 @@ def load_model(model: str = DEFAULT_EMBEDDING_MODEL):
                     "sentence-transformers is not installed: install it to use semantic similarity."
                 ) from None
             try:
-                _models[model] = SentenceTransformer(source, device="cpu", local_files_only=True)
+                _models[source] = SentenceTransformer(source, device="cpu", local_files_only=True)
             except Exception as exc:
                 detail = (str(exc).strip().splitlines() or [""])[0]
                 raise EmbeddingModelUnavailable(
                     f"Embedding model {model!r} is not available offline ({type(exc).__name__}: {detail}). "
                     f"Use {DEFAULT_EMBEDDING_MODEL!r} (bundled) or the path of a local sentence-transformers model."
                 ) from None
-    return _models[model]
+    return _models[source]
 
 
 def _real_embed(texts: list[str], model: str, batch_size: int = 64) -> np.ndarray:

@@ -227,7 +227,11 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     usage = getattr(response, "usage", None)
     result.input_tokens = getattr(usage, "prompt_tokens", None)
     result.output_tokens = getattr(usage, "completion_tokens", None)
-    result.cost_usd = costs.call_cost(spec.id, result.input_tokens, result.output_tokens)
+    # litellm already priced the response; recomputing costs ~1 ms of CPU per call.
+    hidden = getattr(response, "_hidden_params", None) or {}
+    priced = hidden.get("response_cost")
+    result.cost_usd = float(priced) if priced is not None and not costs.has_custom_price(spec.id) \
+        else costs.call_cost(spec.id, result.input_tokens, result.output_tokens)
     logprobs = getattr(choice, "logprobs", None)
     if logprobs is not None:
         content = getattr(logprobs, "content", None) or (logprobs.get("content") if isinstance(logprobs, dict) else None)

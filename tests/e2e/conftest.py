@@ -104,6 +104,10 @@ def server_url(server_home):
     env["WORKBENCH_PRELOAD"] = "1"  # as in production: load the embedded model in the background at start
     for leftover in ("WORKBENCH_DATABASE_URL", "WORKBENCH_MODELS"):
         env.pop(leftover, None)
+    # Do not watch the sources: an edit while the tests run would put a "File change. Rerun"
+    # prompt in the status widget (and could rerun a page under the test's feet).
+    env["STREAMLIT_SERVER_FILE_WATCHER_TYPE"] = "none"
+    env["STREAMLIT_SERVER_RUN_ON_SAVE"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
     log_path = server_home.parent / "server.log"
     log = open(log_path, "wb")
@@ -235,11 +239,13 @@ class StreamlitApp:
         """Wait until the script run triggered by the last action is finished, then fail on app exceptions.
 
         A rerun request reaches the server a moment after the action, so first give it
-        `settle_ms` to start, then wait for the app to report `notRunning` with no status widget.
+        `settle_ms` to start, then wait for the app to report `notRunning` and the status widget
+        (top right) to stop showing "Running...".
         """
         self.page.wait_for_timeout(settle_ms)
         self.page.wait_for_selector(f'{self.APP}[data-test-script-state="notRunning"]', timeout=timeout)
-        self.page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+        self.page.locator('[data-testid="stStatusWidget"] [data-testid^="stStatusWidgetRunning"]').wait_for(
+            state="hidden", timeout=timeout)
         self.assert_no_exception()
         return self
 

@@ -87,7 +87,7 @@ BUILTINS = {
     "any": any, "all": all, "int": int, "float": float, "str": str, "bool": bool,
     "sorted": sorted, "set": set, "list": list, "tuple": tuple, "dict": dict,
 }
-HELPERS = {"re_search", "re_findall"}  # implemented in _Evaluator._call
+HELPERS = {"re_search", "re_findall"}  # implemented in _Evaluator._Call
 
 STR_METHODS = {
     "lower", "upper", "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit",
@@ -213,9 +213,11 @@ def compile_expression(source: str, names) -> Expression:
         raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(source.strip(), mode="eval")
+        _check(tree, set(names) | set(BUILTINS) | HELPERS)
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg} (at column {exc.offset})") from None
-    _check(tree, set(names) | set(BUILTINS) | HELPERS)
+    except (RecursionError, MemoryError):
+        raise ExpressionError("the expression is nested too deeply") from None
     return Expression(source, tree)
 
 
