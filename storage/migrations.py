@@ -80,6 +80,24 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             reason TEXT NOT NULL DEFAULT '', error TEXT, created_at {ts} NOT NULL,
             UNIQUE (run_item_id, scorer_name))""",
     ]),
+    (2, "custom prices, settings, comparisons, RAG indexes, dashboard indexes", [
+        """CREATE TABLE model_price (
+            id {pk}, model TEXT NOT NULL UNIQUE, input_per_million {float} NOT NULL,
+            output_per_million {float} NOT NULL, updated_at {ts} NOT NULL)""",
+        """CREATE TABLE app_setting (key TEXT PRIMARY KEY, value {json}, updated_at {ts} NOT NULL)""",
+        """CREATE TABLE comparison (
+            id {pk}, name TEXT NOT NULL DEFAULT '', run_ids {json} NOT NULL, baseline TEXT NOT NULL DEFAULT '',
+            summary {json} NOT NULL, created_at {ts} NOT NULL)""",
+        """CREATE TABLE rag_index (
+            id {pk}, name TEXT NOT NULL UNIQUE, created_at {ts} NOT NULL)""",
+        """CREATE TABLE rag_index_version (
+            id {pk}, index_id INTEGER NOT NULL REFERENCES rag_index(id), version INTEGER NOT NULL,
+            config {json} NOT NULL, collection TEXT NOT NULL, documents {json} NOT NULL,
+            chunk_count INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, error TEXT,
+            created_at {ts} NOT NULL, UNIQUE (index_id, version))""",
+        "CREATE INDEX ix_llm_call_source_created ON llm_call (source, created_at)",
+        "CREATE INDEX ix_llm_call_prompt_version ON llm_call (prompt_version_id)",
+    ]),
 ]
 
 

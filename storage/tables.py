@@ -184,3 +184,54 @@ class Score(SQLModel, table=True):
     reason: str = ""
     error: Optional[str] = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelPrice(SQLModel, table=True):
+    """A custom price (USD per 1M tokens) that overrides litellm's table for one model id."""
+
+    __tablename__ = "model_price"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model: str = Field(unique=True)
+    input_per_million: float
+    output_per_million: float
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AppSetting(SQLModel, table=True):
+    __tablename__ = "app_setting"
+    key: str = Field(primary_key=True)
+    value: Optional[Any] = json_field()
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Comparison(SQLModel, table=True):
+    __tablename__ = "comparison"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = ""
+    run_ids: list = json_field(default_factory=list, nullable=False)
+    baseline: str = ""
+    summary: dict = json_field(default_factory=dict, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RagIndex(SQLModel, table=True):
+    __tablename__ = "rag_index"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RagIndexVersion(SQLModel, table=True):
+    """An immutable index build: its config, Chroma collection and the document hashes it holds."""
+
+    __tablename__ = "rag_index_version"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    index_id: int = Field(foreign_key="rag_index.id")
+    version: int
+    config: dict = json_field(default_factory=dict, nullable=False)
+    collection: str
+    documents: dict = json_field(default_factory=dict, nullable=False)
+    chunk_count: int = 0
+    status: str = "building"  # building | ready | failed
+    error: Optional[str] = None
+    created_at: datetime = Field(default_factory=utcnow)
