@@ -24,3 +24,6 @@ st.caption("The embedded model (SmolLM2-135M-Instruct) runs locally; hosted mode
 st.subheader("Where to start")
 st.page_link("pages/1_Prompts.py", label="Prompts: create, version, diff and label", icon="📝")
 st.page_link("pages/2_Playground.py", label="Playground: try a version on several models", icon="🛝")
+st.page_link("pages/3_Datasets.py", label="Datasets: upload, validate, version and export eval data", icon="🗂️")
+st.page_link("pages/4_Runs.py", label="Runs: prompt versions × dataset × models, in the background", icon="🏃")
+st.page_link("pages/5_Scorers.py", label="Scorers: LLM-judge rubrics and saved assertions", icon="⚖️")

@@ -16,7 +16,7 @@ st.title("📝 Prompts")
 NEW = "➕ New prompt"
 listing = prompts.list_prompts()
 if listing:
-    st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(listing).fillna("—"), hide_index=True, width="stretch")
 names = [p["name"] for p in listing]
 if "select_after_save" in st.session_state:  # a widget's value can only be set before it is drawn
     st.session_state["prompt_choice"] = st.session_state.pop("select_after_save")
@@ -87,7 +87,7 @@ if creating or not history:
 labels = prompts.labels_of(choice)
 st.subheader("Versions")
 st.dataframe(pd.DataFrame([{
-    "version": v.version, "kind": v.kind, "model": v.model, "params": str(v.params),
+    "version": v.version, "kind": v.kind, "model": v.model, "params": ", ".join(f"{p}={x}" for p, x in v.params.items()),
     "variables": ", ".join(v.variables), "hash": v.content_hash[:12], "note": v.note, "author": v.author,
     "created": v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
     "labels": ", ".join(l for l, n in labels.items() if n == v.version),
@@ -97,7 +97,7 @@ st.subheader("Labels")
 numbers = [v.version for v in history]
 cols = st.columns([1, 1, 2])
 label = cols[0].selectbox("Label", list(prompts.LABELS), key="label_name")
-target = cols[1].selectbox("Version", list(reversed(numbers)), key="label_version")
+target = cols[1].selectbox("Version", list(reversed(numbers)), key=f"label_version:{k}")
 current = labels.get(label)
 verb = "Roll back" if current and target < current else "Set"
 cols[2].write(f"`{label}` is on v{current}" if current else f"`{label}` is not set")
@@ -115,8 +115,8 @@ if len(numbers) < 2:
     st.caption("Save a second version to compare.")
 else:
     cols = st.columns(2)
-    a = cols[0].selectbox("From", numbers, index=len(numbers) - 2, key="diff_a")
-    b = cols[1].selectbox("To", numbers, index=len(numbers) - 1, key="diff_b")
+    a = cols[0].selectbox("From", numbers, index=len(numbers) - 2, key=f"diff_a:{k}")
+    b = cols[1].selectbox("To", numbers, index=len(numbers) - 1, key=f"diff_b:{k}")
     result = prompts.diff(prompts.get_version(choice, a), prompts.get_version(choice, b))
     if result["same"]:
         st.info("These versions are identical.")

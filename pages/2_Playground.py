@@ -56,7 +56,7 @@ if submitted:
             with col:
                 st.markdown(f"**{spec.label}**")
                 if result.ok:
-                    st.text_area("Answer", result.output, height=220, key=f"out:{spec.label}", disabled=True)
+                    st.code(result.output or "(empty answer)", language=None, wrap_lines=True)
                 else:
                     st.error(f"{result.error_type}: {result.error}")
                 cost = "unpriced" if result.cost_usd is None else f"${result.cost_usd:.6f}"

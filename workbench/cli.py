@@ -21,7 +21,7 @@ def cmd_serve(args) -> int:
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(args.port), "--server.address", args.address,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
     ]
     print(f"Prompt Workbench on http://{args.address}:{args.port}  (data in {config.home()})")
     return subprocess.call(command, env=os.environ.copy())

@@ -28,7 +28,8 @@ from sqlalchemy import bindparam, func, insert, select, update
 from storage.db import engine as db_engine
 from storage.tables import DatasetRow, LlmCall, PromptVersion, Run, RunItem, Score, utcnow
 from workbench import calls as ledger
-from workbench import prompts, runs, templates
+from workbench import guardrails, prompts, runs, templates
+from workbench.scoring import ScoreContext, apply
 from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, request_hash
 
 HEARTBEAT_S = 2.0
@@ -47,10 +48,6 @@ class WorkItem:
     messages: list | None = None
     digest: str | None = None
     row: dict | None = None
-
-
-class Stop(Exception):
-    pass
 
 
 class RunState:
@@ -74,6 +71,12 @@ class RunState:
             "remaining": self.total - self.done - self.failed, "cost_usd": self.spent,
             "calls": self.calls, "cached": self.cached, "calls_per_s": self.calls / elapsed if elapsed > 0 else 0.0,
         }
+
+    def add_cost(self, result: CallResult) -> None:
+        if result.cost_usd:
+            self.spent += result.cost_usd
+            self.calls_priced += 1
+            self.mean_cost += (result.cost_usd - self.mean_cost) / self.calls_priced
 
     def over_budget(self) -> bool:
         """Stop before spending more: count what the calls in flight will likely cost."""
@@ -161,8 +164,7 @@ class Limiter:
 
 
 async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
-                  on_progress: Callable[[dict], None] | None = None, timeout: float = 120.0,
-                  scorer: Callable | None = None) -> str:
+                  on_progress: Callable[[dict], None] | None = None, timeout: float = 120.0) -> str:
     """Run every pending item of `run_id`; returns the final status. Safe to call again to resume."""
     run = runs.get_run(run_id)
     if run.status in ("done", "cancelled"):
@@ -170,24 +172,29 @@ async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int 
     runs.mark(run_id, status="running", started_at=run.started_at or utcnow(), heartbeat_at=utcnow(),
               finished_at=None, worker=f"{socket.gethostname()}:{os.getpid()}", error=None)
     try:
-        return await _execute(run, retry_errors, max_attempts, on_progress, timeout, scorer)
+        return await _execute(run, retry_errors, max_attempts, on_progress, timeout)
     except Exception as exc:
         runs.mark(run_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
         raise
 
 
-async def _execute(run, retry_errors, max_attempts, on_progress, timeout, scorer) -> str:
+async def _execute(run, retry_errors, max_attempts, on_progress, timeout) -> str:
     work, state, rows = _load_work(run, retry_errors)
     failures = _prepare(run, work, rows)
     queue: asyncio.Queue = asyncio.Queue()
     for item, message in failures:
-        queue.put_nowait((item, None, message))
+        queue.put_nowait({"item": item, "result": None, "status": "error", "error_type": "render", "error": message,
+                          "scores": [], "judge_calls": []})
     failed_ids = {item.item_id for item, _ in failures}
     todo = [w for w in work if w.item_id not in failed_ids]
     cache = _cached_calls({w.digest for w in todo if w.repeat == 0}) if run.use_cache else {}
     if run.status == "budget_exceeded" and state.over_budget():
         state.stop_reason = "budget_exceeded"
     pending = list(reversed(todo))
+    scorers = apply.prepare(run.config.get("scorers") or [])
+    guard_config = run.config.get("guardrails") or {}
+    input_guards, output_guards = guard_config.get("input") or [], guard_config.get("output") or []
+    judge_cache = apply.cache_lookup() if run.use_cache else None
     local_slots = asyncio.Semaphore(1)
     limiters = {w.spec.label: Limiter(w.spec.rpm) for w in todo if w.spec.rpm}
 
@@ -211,6 +218,16 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, scorer
                 state.stop_reason = "budget_exceeded"
                 break
             item = pending.pop()
+            entry = {"item": item, "result": None, "scores": [], "judge_calls": []}
+            if input_guards:
+                text = "\n".join(m["content"] for m in item.messages)
+                blocked, findings = apply.check_guards(text, input_guards)
+                entry["scores"].append(apply.guard_scores("guard_input", findings))
+                if blocked:
+                    entry.update(status="blocked", error_type="guardrail",
+                                 error="input blocked: " + "; ".join(f.describe() for f in findings))
+                    queue.put_nowait(entry)
+                    continue
             hit = cache.get(item.digest) if item.repeat == 0 else None
             if hit is not None:
                 result = CallResult(model=item.spec.id, messages=item.messages, params=item.spec.params,
@@ -223,12 +240,29 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, scorer
                     result = await call_with_retries(item)
                 finally:
                     state.in_flight -= 1
-                if result.ok and result.cost_usd:
-                    state.spent += result.cost_usd
-                    state.calls_priced += 1
-                    state.mean_cost += (result.cost_usd - state.mean_cost) / state.calls_priced
-            scores = scorer(item, result) if (scorer and result.ok) else []
-            queue.put_nowait((item, result, None, scores) if scores else (item, result, None))
+                state.add_cost(result)
+            entry["result"] = result
+            if result.ok:
+                if guard_config.get("redact_pii"):
+                    result.output = guardrails.redact(result.output or "")
+                if output_guards:
+                    blocked, findings = apply.check_guards(result.output or "", output_guards)
+                    entry["scores"].append(apply.guard_scores("guard_output", findings))
+                    if blocked:
+                        entry.update(status="blocked", error_type="guardrail",
+                                     error="output blocked: " + "; ".join(f.describe() for f in findings))
+                if scorers:
+                    context = ScoreContext(
+                        row=item.row or {}, latency_ms=result.latency_ms, cost_usd=result.cost_usd,
+                        input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                        input_text="\n".join(m["content"] for m in item.messages))
+                    rows, judge_calls = await apply.score_output(scorers, result.output or "", context,
+                                                                 cached=judge_cache)
+                    entry["scores"] += rows
+                    entry["judge_calls"] = judge_calls
+                    for reply in judge_calls:
+                        state.add_cost(reply)
+            queue.put_nowait(entry)
 
     async def heartbeat():
         while True:
@@ -293,23 +327,23 @@ def _write_batch(run_id: int, batch: list, state: RunState) -> None:
     item_updates, score_rows = [], []
     with db_engine().begin() as conn:
         for entry in batch:
-            item, result, message = entry[0], entry[1], entry[2]
-            scores = entry[3] if len(entry) > 3 else []
-            if result is None:
-                item_updates.append({"b_id": item.item_id, "b_status": "error", "b_call": None,
-                                     "b_type": "render", "b_error": message, "b_at": now})
-                state.failed += 1
-                continue
-            call_id = conn.execute(insert(LlmCall).values(
-                **_call_values(ledger.to_row(result, "run", item.prompt_version_id, run_id)))).inserted_primary_key[0]
-            state.calls += 1
-            state.cached += int(result.cached)
-            status = "done" if result.ok else "error"
+            item, result = entry["item"], entry["result"]
+            call_id = None
+            if result is not None:
+                row = ledger.to_row(result, "run", item.prompt_version_id, run_id)
+                call_id = conn.execute(insert(LlmCall).values(**_call_values(row))).inserted_primary_key[0]
+                state.calls += 1
+                state.cached += int(result.cached)
+            for reply in entry["judge_calls"]:
+                row = ledger.to_row(reply, "judge", item.prompt_version_id, run_id)
+                conn.execute(insert(LlmCall).values(**_call_values(row)))
+            status = entry.get("status") or ("done" if result is not None and result.ok else "error")
+            error_type = entry.get("error_type") or (result.error_type if result is not None else None)
+            error = entry.get("error") or (result.error if result is not None else None)
             item_updates.append({"b_id": item.item_id, "b_status": status, "b_call": call_id,
-                                 "b_type": result.error_type, "b_error": result.error, "b_at": now})
-            for score in scores:
-                score_rows.append({**score, "run_item_id": item.item_id, "created_at": now})
-            if result.ok:
+                                 "b_type": error_type, "b_error": error, "b_at": now})
+            score_rows += [{**score, "run_item_id": item.item_id, "created_at": now} for score in entry["scores"]]
+            if status == "done":
                 state.done += 1
             else:
                 state.failed += 1

@@ -208,6 +208,11 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
                         request_hash=request_hash(spec, messages, params), api_base=spec.api_base)
     litellm = litellm_module()
     call_timeout = float(params.pop("timeout", timeout))
+    if spec.id == EMBEDDED_MODEL:
+        # Loading the embedded model (seconds, once per process) is not the call's latency.
+        from workbench import local_model
+
+        await asyncio.to_thread(local_model.load)
     # Local OpenAI-compatible servers usually need no key, but the client insists on one.
     api_key = spec.api_key or ("not-needed" if spec.api_base else None)
     started = time.perf_counter()

@@ -20,7 +20,8 @@ from sqlmodel import select
 
 from storage.db import engine as db_engine, session
 from storage.tables import (DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow)
-from workbench import datasets, prompts
+from workbench import datasets, guardrails, prompts
+from workbench.scoring import scorer_variables, store, validate_scorer_config
 from workbench.errors import NotFound, WorkbenchError
 from workbench.llm import ModelSpec
 
@@ -93,10 +94,26 @@ def plan_from_config(config: dict) -> RunPlan:
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise WorkbenchError("The same model is listed twice; give one of them another api_base or remove it.")
-    scorers = list(config.get("scorers") or [])
+    try:
+        scorers = store.expand(list(config.get("scorers") or []))
+    except NotFound as exc:
+        raise WorkbenchError(str(exc)) from None
     problems = scorer_problems(scorers)
     if problems:
         raise WorkbenchError("Scorer config: " + "; ".join(problems))
+    needed = {name for c in scorers for name in scorer_variables(c)}
+    missing = sorted(needed - set(dataset_version.columns))
+    if missing:
+        raise WorkbenchError(f"Scorers refer to column(s) {', '.join(missing)} that dataset "
+                             f"'{datasets.label_of(dataset_version)}' lacks.")
+    guard_config = config.get("guardrails") or {}
+    if not isinstance(guard_config, dict):
+        raise WorkbenchError("guardrails must be a mapping with 'input' and/or 'output' lists.")
+    for side in ("input", "output"):
+        for guard in guard_config.get(side) or []:
+            issues = guardrails.validate_guard_config(guard)
+            if issues:
+                raise WorkbenchError(f"guardrails.{side}: " + "; ".join(issues))
     concurrency = int(config.get("concurrency", 8))
     repeat = int(config.get("repeat", 1))
     if not 1 <= concurrency <= 1024:
@@ -106,6 +123,7 @@ def plan_from_config(config: dict) -> RunPlan:
     budget = config.get("budget_usd")
     public = {k: v for k, v in config.items() if not k.startswith("_")}
     public["models"] = [_public_model(entry) for entry in config["models"]]
+    public["scorers"] = scorers
     return RunPlan(
         name=str(config.get("description") or config.get("name") or ""),
         prompt_versions=versions, dataset_version=dataset_version, models=models, config=public,
@@ -126,11 +144,6 @@ def _public_model(entry) -> dict | str:
 
 
 def scorer_problems(scorers: list) -> list[str]:
-    """Validate scorer configs when the scoring module is present (filled by the scoring issue)."""
-    try:
-        from workbench.scoring import validate_scorer_config
-    except ImportError:
-        return [] if not scorers else ["scorers are not available in this build"]
     problems = []
     for index, config in enumerate(scorers, 1):
         if not isinstance(config, dict):

@@ -58,10 +58,10 @@ def test_label_rollback_and_diff():
     at = app()
     at.selectbox(key="prompt_choice").set_value("support-answer").run()
     at.selectbox(key="label_name").set_value("production")
-    at.selectbox(key="label_version").set_value(2).run()
+    at.selectbox(key="label_version:support-answer:2").set_value(2).run()
     at.button(key="move_label").click().run()
     assert prompts.labels_of("support-answer")["production"] == 2
-    at.selectbox(key="label_version").set_value(1).run()
+    at.selectbox(key="label_version:support-answer:2").set_value(1).run()
     assert "Roll back" in at.button(key="move_label").label
     at.button(key="move_label").click().run()
     assert prompts.labels_of("support-answer")["production"] == 1

@@ -62,7 +62,7 @@ class ScorerSpec:
 SCORERS: dict[str, Scorer] = {}
 SPECS: dict[str, ScorerSpec] = {}
 COMMON_KEYS = ("type", "name", "description", "weight")
-NOT_RENDERED = ("expr", "schema")  # expressions see `row` directly; schemas are data, not text
+NOT_RENDERED = ("expr", "schema", "template")  # expressions see `row`; schemas are data; judge templates fill later
 
 
 def register(type_name: str, required=(), optional=(), check=None, one_of=()):
@@ -100,7 +100,12 @@ class ScorerError(ValueError):
 
 
 def scorer_name(config: dict) -> str:
-    return str(config.get("name") or config.get("type") or "scorer")
+    """The column name of a scorer's results: its `name`, a judge's rubric, or its type."""
+    if config.get("name"):
+        return str(config["name"])
+    if config.get("type") == "llm_judge" and config.get("rubric"):
+        return str(config["rubric"])
+    return str(config.get("type") or "scorer")
 
 
 def _render_value(value, row: dict):
@@ -191,3 +196,4 @@ def validate_scorer_config(config) -> list[str]:
 
 
 from workbench.scoring import assertions  # noqa: E402,F401  (registers the deterministic scorers)
+from workbench.scoring import judge  # noqa: E402,F401  (registers llm_judge)

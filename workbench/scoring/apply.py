@@ -1,0 +1,134 @@
+"""Scoring run items: inside the engine as items finish, and re-scoring a finished run.
+
+Deterministic scorers run inline (microseconds). Judge scorers make model calls, which
+return to the caller so they are recorded in the ledger (source `judge`) with the run
+and counted toward its budget. Re-scoring reads stored outputs only: the model that
+produced them is never called again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+
+from storage.db import engine as db_engine
+from storage.tables import DatasetRow, LlmCall, Run, RunItem, Score, utcnow
+from workbench import guardrails
+from workbench.llm import CallResult
+from workbench.scoring import ScoreContext, ScoreResult, run_scorer, scorer_name, store, validate_scorer_config
+from workbench.scoring.judge import ajudge
+
+
+@dataclass
+class PreparedScorer:
+    name: str
+    config: dict
+    version_id: int | None
+    is_judge: bool
+
+
+def prepare(configs: list[dict]) -> list[PreparedScorer]:
+    configs = store.expand(configs)
+    problems = [p for c in configs for p in validate_scorer_config(c)]
+    if problems:
+        raise ValueError("; ".join(problems))
+    names = [scorer_name(c) for c in configs]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"two scorers share the name {', '.join(sorted(duplicates))}: give one a 'name'")
+    ids = store.version_ids(configs)
+    return [PreparedScorer(scorer_name(c), c, vid, c.get("type") == "llm_judge") for c, vid in zip(configs, ids)]
+
+
+def score_row(scorer: PreparedScorer, result: ScoreResult) -> dict:
+    return {"scorer_name": scorer.name, "scorer_version_id": scorer.version_id, "value": result.score,
+            "passed": result.passed, "reason": result.reason[:2000], "error": result.error}
+
+
+async def score_output(scorers: list[PreparedScorer], output: str, context: ScoreContext,
+                       cached=None) -> tuple[list[dict], list[CallResult]]:
+    """All scores for one output, plus the judge calls made (to be recorded by the caller)."""
+    rows, judge_calls = [], []
+    for scorer in scorers:
+        if scorer.is_judge:
+            result, reply = await ajudge(scorer.config, output, context, cached=cached)
+            judge_calls.append(reply)
+        else:
+            result = run_scorer(scorer.config, output, context)
+        rows.append(score_row(scorer, result))
+    return rows, judge_calls
+
+
+def cache_lookup():
+    """The judge's cache: a stored successful reply to the identical request, marked cached."""
+    from workbench import calls as ledger
+
+    def lookup(spec, messages, digest):
+        hit = ledger.cached_output(digest)
+        return ledger.from_cache(spec, messages, hit) if hit is not None else None
+
+    return lookup
+
+
+def guard_scores(name: str, findings: list) -> dict:
+    """A guardrail check as a score row, so trigger rates aggregate like any scorer."""
+    triggered = bool(findings)
+    reason = "; ".join(f.describe() for f in findings)[:2000] if triggered else "no findings"
+    return {"scorer_name": name, "scorer_version_id": None, "value": 0.0 if triggered else 1.0,
+            "passed": not triggered, "reason": reason, "error": None}
+
+
+def check_guards(text: str, guards: list[dict]) -> tuple[bool, list]:
+    findings = guardrails.check(text, guards or [])
+    return guardrails.blocked(findings), findings
+
+
+def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
+    """Score a finished run's stored outputs with new or changed scorers; returns scores written."""
+    from workbench import calls as ledger
+
+    scorers = prepare(configs)
+    eng = db_engine()
+    with eng.connect() as conn:
+        items = conn.execute(
+            select(RunItem.id, RunItem.prompt_version_id, DatasetRow.data, LlmCall.output, LlmCall.latency_ms,
+                   LlmCall.cost_usd, LlmCall.input_tokens, LlmCall.output_tokens, LlmCall.messages)
+            .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
+            .join(LlmCall, LlmCall.id == RunItem.call_id)
+            .where(RunItem.run_id == run_id, RunItem.status == "done")
+        ).all()
+    semaphore = asyncio.Semaphore(concurrency)
+    ledger_cache = cache_lookup()
+
+    async def one(item):
+        context = ScoreContext(row=item.data or {}, latency_ms=item.latency_ms, cost_usd=item.cost_usd,
+                               input_tokens=item.input_tokens, output_tokens=item.output_tokens,
+                               input_text="\n".join(m["content"] for m in item.messages or []))
+        async with semaphore:
+            rows, judge_calls = await score_output(scorers, item.output or "", context, cached=ledger_cache)
+        return item, rows, judge_calls
+
+    async def everything():
+        return await asyncio.gather(*[one(item) for item in items])
+
+    scored = asyncio.run(everything())
+    now = utcnow()
+    names = [s.name for s in scorers]
+    with eng.begin() as conn:
+        item_ids = [item.id for item, _, _ in scored]
+        for start in range(0, len(item_ids), 500):
+            conn.execute(delete(Score).where(Score.run_item_id.in_(item_ids[start:start + 500]),
+                                             Score.scorer_name.in_(names)))
+        payload = [{**row, "run_item_id": item.id, "created_at": now} for item, rows, _ in scored for row in rows]
+        if payload:
+            conn.execute(insert(Score), payload)
+        for item, _, judge_calls in scored:
+            for reply in judge_calls:
+                values = ledger.to_row(reply, "judge", item.prompt_version_id, run_id).model_dump(exclude={"id"})
+                conn.execute(insert(LlmCall).values(**values))
+        run = conn.execute(select(Run.config).where(Run.id == run_id)).scalar()
+        kept = [c for c in (run.get("scorers") or []) if scorer_name(c) not in names]
+        conn.execute(update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]}))
+    return len(payload)

@@ -1,0 +1,86 @@
+"""Saved scorers: named, versioned configs (a rubric edited on the Scorers page is a new version).
+
+Runs reference a saved scorer as `{scorer: "name"}` (latest) or `{scorer: "name@2"}`;
+inline configs in an eval file are recorded as versions too, so every score row names
+the exact scorer version that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from storage.db import session
+from storage.tables import Scorer
+from workbench.errors import NotFound, WorkbenchError
+from workbench.scoring import scorer_name, validate_scorer_config
+
+
+def _same(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def save(name: str, config: dict, note: str = "") -> tuple[Scorer, bool]:
+    """Append a version unless the config equals the latest one; refuses invalid configs."""
+    name = (name or "").strip()
+    if not name or "@" in name:
+        raise WorkbenchError("Give the scorer a name (without '@').")
+    config = {**config, "name": name}
+    problems = validate_scorer_config(config)
+    if problems:
+        raise WorkbenchError("; ".join(problems))
+    with session() as s:
+        latest = s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version.desc())).first()
+        if latest is not None and _same(latest.config, config):
+            return latest, False
+        row = Scorer(name=name, version=(latest.version + 1) if latest else 1, type=config["type"],
+                     config=config, note=note)
+        s.add(row)
+        s.flush()
+        return row, True
+
+
+def list_scorers() -> list[dict]:
+    with session() as s:
+        rows = s.exec(select(Scorer).order_by(Scorer.name, Scorer.version)).all()
+    latest: dict[str, Scorer] = {}
+    for row in rows:
+        latest[row.name] = row
+    return [{"name": r.name, "type": r.type, "latest": r.version, "note": r.note} for r in latest.values()]
+
+
+def versions(name: str) -> list[Scorer]:
+    with session() as s:
+        found = list(s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version)).all())
+    if not found:
+        raise NotFound(f"No saved scorer named {name!r}.")
+    return found
+
+
+def resolve(ref: str) -> Scorer:
+    name, _, number = ref.partition("@")
+    found = versions(name.strip())
+    if not number.strip():
+        return found[-1]
+    for row in found:
+        if str(row.version) == number.strip():
+            return row
+    raise NotFound(f"Scorer {name!r} has no version {number}.")
+
+
+def expand(configs: list) -> list[dict]:
+    """Replace `{scorer: ref}` entries by the saved config (keeping any name override)."""
+    out = []
+    for config in configs or []:
+        if isinstance(config, dict) and "scorer" in config:
+            saved = resolve(str(config["scorer"]))
+            out.append({**saved.config, **{k: v for k, v in config.items() if k == "name"}})
+        else:
+            out.append(config)
+    return out
+
+
+def version_ids(configs: list[dict]) -> list[int]:
+    """The scorer version for each config, recording inline configs as versions when new."""
+    return [save(scorer_name(c), {k: v for k, v in c.items() if k != "name"})[0].id for c in configs]
