@@ -8,6 +8,7 @@ from ui_common import page_setup, run_manager
 from workbench import datasets, prompts, runs
 from workbench.errors import WorkbenchError
 from workbench.llm import available_models
+from workbench.scoring.apply import rescore
 
 page_setup("Runs", "🏃")
 st.title("🏃 Runs")
@@ -82,6 +83,23 @@ def live_progress(run_id: int):
 
 
 live_progress(run_id)
+
+scores = runs.summary(run_id)["scorers"]
+if scores:
+    st.subheader("Scores")
+    st.dataframe(pd.DataFrame(scores), hide_index=True, width="stretch")
+with st.expander("Re-score this run (no model calls for the outputs)"):
+    rescore_yaml = st.text_area("Scorers (YAML list)", "- {type: contains, value: \"{{expected}}\"}", height=80,
+                                key=f"rescore:{run_id}")
+    if st.button("Re-score", key=f"rescore_btn:{run_id}"):
+        try:
+            with st.spinner("Scoring stored outputs…"):
+                written = rescore(run_id, yaml.safe_load(rescore_yaml) or [])
+        except (ValueError, yaml.YAMLError) as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Wrote {written} scores.")
+            st.rerun()
 
 st.subheader("Results")
 cols = st.columns([1, 2, 1])

@@ -53,3 +53,23 @@ def test_interrupted_run_offers_resume(fake_model):
     at.button(key=f"resume:{run_id}").click().run()
     manager().wait(run_id, timeout=30)
     assert runs.get_run(run_id).status == "done" and runs.progress(run_id)["done"] == 2
+
+
+def test_scores_shown_and_rescore_from_the_page(fake_model):
+    from workbench import engine
+
+    prompts.save_version("ask", template="{{ question }}", model="fake/model")
+    datasets.save_version("quiz", datasets.parse_pasted("question,expected\none,one\ntwo,2\n"))
+    run_id = runs.create_run(runs.plan_from_config({
+        "prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"], "concurrency": 1,
+        "scorers": [{"type": "contains", "value": "{{expected}}"}]}))
+    engine.run_sync(run_id)
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    scores = at.dataframe[1].value
+    assert scores.loc[0, "scorer"] == "contains" and scores.loc[0, "pass_rate"] == 0.5
+    sent = len(fake_model.history)
+    at.text_area(key=f"rescore:{run_id}").input("- {type: regex, pattern: 'ECHO'}").run()
+    at.button(key=f"rescore_btn:{run_id}").click().run()
+    assert not at.exception
+    assert {s["scorer"] for s in runs.summary(run_id)["scorers"]} == {"contains", "regex"}
+    assert len(fake_model.history) == sent

@@ -132,3 +132,28 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
         kept = [c for c in (run.get("scorers") or []) if scorer_name(c) not in names]
         conn.execute(update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]}))
     return len(payload)
+
+
+def try_on_run(config: dict, run_id: int, limit: int = 3) -> list[dict]:
+    """Run one scorer config on the first finished items of a run (for the Scorers page preview)."""
+    problems = validate_scorer_config(config)
+    if problems:
+        raise ValueError("; ".join(problems))
+    with db_engine().connect() as conn:
+        items = conn.execute(
+            select(DatasetRow.data, LlmCall.output, LlmCall.latency_ms, LlmCall.cost_usd, LlmCall.input_tokens,
+                   LlmCall.output_tokens, LlmCall.messages)
+            .select_from(RunItem)
+            .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
+            .join(LlmCall, LlmCall.id == RunItem.call_id)
+            .where(RunItem.run_id == run_id, RunItem.status == "done").order_by(RunItem.id).limit(limit)
+        ).all()
+    out = []
+    for item in items:
+        context = ScoreContext(row=item.data or {}, latency_ms=item.latency_ms, cost_usd=item.cost_usd,
+                               input_tokens=item.input_tokens, output_tokens=item.output_tokens,
+                               input_text="\n".join(m["content"] for m in item.messages or []))
+        result = run_scorer(config, item.output or "", context)
+        out.append({"input": context.input_text, "output": item.output, "expected": (item.data or {}).get("expected"),
+                    "score": result.score, "passed": result.passed, "reason": result.error or result.reason})
+    return out

@@ -1,0 +1,35 @@
+from streamlit.testing.v1 import AppTest
+
+from workbench import datasets, engine, prompts, runs
+from workbench.scoring import store
+
+PAGE = "../../pages/5_Scorers.py"
+
+
+def test_write_try_and_save_a_judge_rubric(fake_model):
+    prompts.save_version("ask", template="{{ question }}", model="fake/model")
+    datasets.save_version("quiz", datasets.parse_pasted("question,expected\nCapital of France?,Paris\n"))
+    run_id = runs.create_run(runs.plan_from_config(
+        {"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
+    engine.run_sync(run_id)
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception
+    at.selectbox(key="sc_model").set_value("fake/model")
+    at.text_area(key="sc_criteria:correctness").input("Must name the capital.").run()
+    fake_model.queue('{"score": 2, "reason": "no capital named"}')
+    at.button(key="sc_try").click().run()
+    tried = at.dataframe[0].value
+    assert tried.loc[0, "score"] == 2 and tried.loc[0, "reason"] == "no capital named"
+    assert "Must name the capital." in fake_model.history[-1]["messages"][0]["content"]
+    at.text_input(key="sc_name").input("capital-judge")
+    at.button(key="sc_save").click().run()
+    assert any("Saved capital-judge v1" in s.value for s in at.success)
+    assert store.resolve("capital-judge").config["criteria"] == "Must name the capital."
+
+
+def test_assertion_yaml_is_validated():
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.radio(key="sc_kind").set_value("Assertion (YAML)").run()
+    at.text_area(key="sc_yaml").input("type: regex\npattern: '('").run()
+    assert any("regular expression" in w.value for w in at.warning)
+    assert at.button(key="sc_save").disabled
