@@ -323,24 +323,33 @@ async def _writer(run_id: int, queue: asyncio.Queue, state: RunState, on_progres
 
 
 def _write_batch(run_id: int, batch: list, state: RunState) -> None:
+    """One transaction per batch: calls (main and judge) in one multi-row insert, items in one update."""
     now = utcnow()
-    item_updates, score_rows = [], []
+    call_rows, owners = [], []  # owners[i]: index into batch whose item gets call_rows[i]'s id, or None
+    for index, entry in enumerate(batch):
+        item, result = entry["item"], entry["result"]
+        if result is not None:
+            call_rows.append(_call_values(ledger.to_row(result, "run", item.prompt_version_id, run_id)))
+            owners.append(index)
+        for reply in entry["judge_calls"]:
+            call_rows.append(_call_values(ledger.to_row(reply, "judge", item.prompt_version_id, run_id)))
+            owners.append(None)
     with db_engine().begin() as conn:
-        for entry in batch:
+        call_ids = {}
+        if call_rows:
+            ids = conn.execute(insert(LlmCall).returning(LlmCall.id, sort_by_parameter_order=True),
+                               call_rows).scalars().all()
+            call_ids = {owner: call_id for owner, call_id in zip(owners, ids) if owner is not None}
+        item_updates, score_rows = [], []
+        for index, entry in enumerate(batch):
             item, result = entry["item"], entry["result"]
-            call_id = None
             if result is not None:
-                row = ledger.to_row(result, "run", item.prompt_version_id, run_id)
-                call_id = conn.execute(insert(LlmCall).values(**_call_values(row))).inserted_primary_key[0]
                 state.calls += 1
                 state.cached += int(result.cached)
-            for reply in entry["judge_calls"]:
-                row = ledger.to_row(reply, "judge", item.prompt_version_id, run_id)
-                conn.execute(insert(LlmCall).values(**_call_values(row)))
             status = entry.get("status") or ("done" if result is not None and result.ok else "error")
             error_type = entry.get("error_type") or (result.error_type if result is not None else None)
             error = entry.get("error") or (result.error if result is not None else None)
-            item_updates.append({"b_id": item.item_id, "b_status": status, "b_call": call_id,
+            item_updates.append({"b_id": item.item_id, "b_status": status, "b_call": call_ids.get(index),
                                  "b_type": error_type, "b_error": error, "b_at": now})
             score_rows += [{**score, "run_item_id": item.item_id, "created_at": now} for score in entry["scores"]]
             if status == "done":
