@@ -189,3 +189,29 @@ def test_sigkill_then_resume_repeats_no_finished_row(tmp_path):
         # answered but not yet committed); no stored row is requested twice.
         assert sum(after.values()) - sum(seen_before.values()) == 120 - done_before
         assert sum(1 for n in after.values() if n > 1) == 120 - done_before - (len(after) - len(seen_before))
+
+
+def test_requests_per_minute_limit_spaces_calls(server, tmp_path):
+    config = config_for(server, write_dataset(tmp_path, 6), concurrency=6)
+    config["models"][0]["rpm"] = 600  # one call every 0.1 s
+    run_id = start(config)
+    started = time.perf_counter()
+    assert engine.run_sync(run_id) == "done"
+    assert time.perf_counter() - started >= 0.45
+
+
+def test_two_background_runs_proceed_at_the_same_time(tmp_path):
+    from workbench.run_manager import RunManager
+
+    with start_fake_server(delay_s=0.05) as srv:
+        first = start(config_for(srv, write_dataset(tmp_path, 20, "a.csv"), concurrency=2))
+        second = start(config_for(srv, write_dataset(tmp_path, 20, "b.csv"), concurrency=2))
+        manager = RunManager()
+        assert manager.start(first) and manager.start(second)
+        assert not manager.start(first)  # already running here
+        time.sleep(0.3)
+        assert manager.is_active(first) and manager.is_active(second)
+        assert srv.stats()["max_in_flight"] >= 3  # both runs had calls in flight at once
+        manager.wait(first, 30)
+        manager.wait(second, 30)
+        assert runs.get_run(first).status == runs.get_run(second).status == "done"
