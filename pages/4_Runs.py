@@ -27,13 +27,18 @@ with st.expander("Start a run", expanded=not runs.list_runs(1)):
     repeat = cols[1].number_input("Repeat each row", 1, 20, 1, key="run_repeat")
     budget = cols[2].number_input("Budget (USD, 0 = none)", 0.0, 10000.0, 0.0, 0.5, key="run_budget")
     use_cache = cols[3].checkbox("Use cache", True, key="run_cache")
-    scorers_yaml = st.text_area("Scorers (YAML list, optional)", "[]", height=80, key="run_scorers")
+    cols = st.columns(2)
+    scorers_yaml = cols[0].text_area("Scorers (YAML list, optional)", "[]", height=100, key="run_scorers",
+                                     help="e.g. - {type: contains, value: \"{{expected}}\"}")
+    guards_yaml = cols[1].text_area("Guardrails (YAML, optional)", "{}", height=100, key="run_guards",
+                                    help="e.g. {input: [{type: prompt_injection}], output: [{type: pii}], redact_pii: true}")
     name = st.text_input("Description", key="run_name")
     if st.button("Start run", type="primary", key="run_start", disabled=not data):
         try:
             config = {"description": name, "prompts": chosen_prompts, "dataset": dataset_ref,
                       "models": chosen_models, "concurrency": int(concurrency), "repeat": int(repeat),
-                      "cache": use_cache, "scorers": yaml.safe_load(scorers_yaml) or []}
+                      "cache": use_cache, "scorers": yaml.safe_load(scorers_yaml) or [],
+                      "guardrails": yaml.safe_load(guards_yaml) or {}}
             if budget > 0:
                 config["budget_usd"] = float(budget)
             run_id = runs.create_run(runs.plan_from_config(config))
@@ -101,19 +106,22 @@ with st.expander("Re-score this run (no model calls for the outputs)"):
             st.success(f"Wrote {written} scores.")
             st.rerun()
 
-st.subheader("Results")
-cols = st.columns([1, 2, 1])
-status_filter = cols[0].selectbox("Status", ["all", "done", "error", "pending"], key="res_status")
-search = cols[1].text_input("Output contains", key="res_search")
-total = runs.progress(run_id)["total"]
-page_size = 100
-page = cols[2].number_input("Page", 1, max(1, -(-total // page_size)), 1, key="res_page")
-rows = runs.results(run_id, limit=page_size, offset=(page - 1) * page_size,
-                    status=None if status_filter == "all" else status_filter, search=search or None)
-frame = pd.DataFrame(rows)
-if frame.empty:
-    st.caption("No results match.")
-else:
+@st.fragment(run_every=2.0 if runs.effective_status(runs.get_run(run_id)) in ("running", "pending") else None)
+def results_table(run_id: int):
+    """Refreshes on its own while the run is going, so rows fill in as they finish."""
+    st.subheader("Results")
+    cols = st.columns([1, 2, 1])
+    status_filter = cols[0].selectbox("Status", ["all", "done", "error", "blocked", "pending"], key="res_status")
+    search = cols[1].text_input("Output contains", key="res_search")
+    total = runs.progress(run_id)["total"]
+    page_size = 100
+    page = cols[2].number_input("Page", 1, max(1, -(-total // page_size)), 1, key="res_page")
+    rows = runs.results(run_id, limit=page_size, offset=(page - 1) * page_size,
+                        status=None if status_filter == "all" else status_filter, search=search or None)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        st.caption("No results match.")
+        return
     selection = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
                              selection_mode="single-row", key="res_table")
     picked = selection.selection.rows if selection else []
@@ -123,6 +131,9 @@ else:
         st.code(row["input"], language="json")
         st.markdown("**Output**")
         st.text(row["output"] or row["error"] or "")
+
+
+results_table(run_id)
 cols = st.columns(2)
 cols[0].download_button("Export CSV", runs.export(run_id, "csv"), f"run-{run_id}.csv", "text/csv", key="res_csv")
 cols[1].download_button("Export JSONL", runs.export(run_id, "jsonl"), f"run-{run_id}.jsonl", key="res_jsonl")
