@@ -15,6 +15,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["WORKBENCH_PRELOAD"] = "0"  # pages must not start loading the embedded model in tests
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main thread
+    for the session, which would break every later test that calls asyncio.run()."""
+    items.sort(key=lambda item: "tests/e2e/" in str(item.fspath).replace("\\", "/"))
+
+
 @pytest.fixture(autouse=True)
 def workbench_home(tmp_path, monkeypatch):
     from storage import db

@@ -88,12 +88,12 @@ def test_write_version_label_and_run_a_prompt(app):
     expect(models).to_contain_text("local/smollm2")
     app.click("Run", timeout=MODEL_CALL_TIMEOUT)
 
-    answer = page.locator('[data-testid="stCode"]').filter(visible=True).last
+    answer = page.locator('[data-testid="stColumn"] [data-testid="stCode"]').first  # not the prompt's code block
     expect(answer).to_be_visible(timeout=MODEL_CALL_TIMEOUT)
     expect(answer).not_to_have_text(re.compile(r"^\s*(\(empty answer\))?\s*$"))
     expect(page.get_by_text("local/smollm2", exact=True).filter(visible=True).first).to_be_visible()
     stats = app.caption(" ms · ")
-    expect(stats).to_have_text(re.compile(r"^\d+ ms · \d+ in / \d+ out tokens · "))
+    expect(stats).to_have_text(re.compile(r"^\d+ ms · \d+ in / \d+ out tokens · "), timeout=MODEL_CALL_TIMEOUT)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     expect(app.dataframe("latency_ms")).to_be_visible()  # "Recent playground calls" lists the call
     app.screenshot("03-playground-answer")
