@@ -72,6 +72,8 @@ def cmd_eval(args) -> int:
                 config_dict["cache"] = False
             if args.concurrency:
                 config_dict["concurrency"] = args.concurrency
+            if args.limit:
+                config_dict["limit"] = args.limit
             plan = runs.plan_from_config(config_dict)
             run_id = runs.create_run(plan)
             config_thresholds = plan.config.get("thresholds") or {}
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="write results to .jsonl or .csv")
     evaluate.add_argument("--no-cache", action="store_true", help="call the model even for identical requests")
     evaluate.add_argument("--concurrency", type=int, help="override the config's concurrency")
+    evaluate.add_argument("--limit", type=int, help="only the first N dataset rows (a quick smoke test)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
     return parser

@@ -41,6 +41,7 @@ class RunPlan:
     use_cache: bool = True
     budget_usd: float | None = None
     scorers: list[dict] = field(default_factory=list)
+    limit: int | None = None  # only the first N dataset rows (smoke tests, CI)
 
 
 def load_config(path: str | Path) -> dict:
@@ -121,6 +122,9 @@ def plan_from_config(config: dict) -> RunPlan:
     if not 1 <= repeat <= 100:
         raise WorkbenchError("repeat must be between 1 and 100.")
     budget = config.get("budget_usd")
+    limit = config.get("limit")
+    if limit is not None and int(limit) < 1:
+        raise WorkbenchError("limit must be a positive number of rows.")
     public = {k: v for k, v in config.items() if not k.startswith("_")}
     public["models"] = [_public_model(entry) for entry in config["models"]]
     public["scorers"] = scorers
@@ -129,6 +133,7 @@ def plan_from_config(config: dict) -> RunPlan:
         prompt_versions=versions, dataset_version=dataset_version, models=models, config=public,
         concurrency=concurrency, repeat=repeat, use_cache=bool(config.get("cache", True)),
         budget_usd=float(budget) if budget is not None else None, scorers=scorers,
+        limit=int(limit) if limit is not None else None,
     )
 
 
@@ -170,7 +175,7 @@ def create_run(plan: RunPlan) -> int:
         row_ids = s.exec(
             select(DatasetRow.id).where(DatasetRow.dataset_version_id == plan.dataset_version.id)
             .order_by(DatasetRow.position)
-        ).all()
+        ).all()[:plan.limit]
         items = [
             {"run_id": run.id, "prompt_version_id": v.id, "model": m.label, "dataset_row_id": row_id,
              "repeat": r, "status": "pending"}

@@ -31,8 +31,9 @@ Reference answer:
 Answer to grade:
 {{output}}
 
-Give a score from {{scale_min}} (worst) to {{scale_max}} (best).
-Reply with JSON only: {"score": <number>, "reason": "<one sentence>"}"""
+Give a score from {{scale_min}} (worst) to {{scale_max}} (best). Reply in exactly this form:
+Score: <number>
+Reason: <one sentence>"""
 
 CRITERIA_TEMPLATE = """You are grading an answer.
 
@@ -44,8 +45,9 @@ Question or input:
 Answer to grade:
 {{output}}
 
-Give a score from {{scale_min}} (worst) to {{scale_max}} (best).
-Reply with JSON only: {"score": <number>, "reason": "<one sentence>"}"""
+Give a score from {{scale_min}} (worst) to {{scale_max}} (best). Reply in exactly this form:
+Score: <number>
+Reason: <one sentence>"""
 
 RUBRICS = {
     "correctness": {"mode": "reference", "criteria":

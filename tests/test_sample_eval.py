@@ -1,0 +1,30 @@
+"""The sample eval config, for real: embedded model, assertions and an LLM judge, via the CLI."""
+
+import csv
+
+import pytest
+
+from workbench import cli, config, runs
+
+SAMPLE = str(config.SAMPLE_DATA / "eval_support.yaml")
+
+
+@pytest.mark.slow
+def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path):
+    assert cli.main(["init"]) == 0
+    out = tmp_path / "results.csv"
+    code = cli.main(["eval", SAMPLE, "--limit", "3", "--quiet", "--output", str(out)])
+    assert code == 0
+    run_id = runs.list_runs()[0]["id"]
+    summary = {s["scorer"]: s for s in runs.summary(run_id)["scorers"]}
+    assert set(summary) == {"has_key_fact", "not_rambling", "correctness"}
+    assert all(s["n"] == 6 for s in summary.values())  # 3 rows x 2 prompt versions
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and all(r["output"] for r in rows)
+    assert all(r["correctness.reason"] for r in rows)  # a judge reason, or why the reply was unreadable
+    # A threshold the run cannot meet makes the CLI fail; the rerun is served from the cache.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(open(SAMPLE).read().replace(
+        "thresholds: {error_rate: 0.0, not_rambling.pass_rate: 0.5}", "thresholds: {has_key_fact.pass_rate: 1.01}"))
+    assert cli.main(["eval", str(strict), "--limit", "3", "--quiet"]) == 1
+    assert runs.progress(runs.list_runs()[0]["id"])["cached"] == 12  # 6 answers and their 6 judge calls
