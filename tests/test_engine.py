@@ -215,3 +215,15 @@ def test_two_background_runs_proceed_at_the_same_time(tmp_path):
         manager.wait(first, 30)
         manager.wait(second, 30)
         assert runs.get_run(first).status == runs.get_run(second).status == "done"
+
+
+def test_sharded_across_processes_every_item_once_and_bound_kept(tmp_path):
+    with start_fake_server(delay_s=0.01) as srv:
+        run_id = start(config_for(srv, write_dataset(tmp_path, 240), concurrency=8))
+        assert engine.auto_processes(run_id) == min(os.cpu_count(), 4) or os.cpu_count() < 2
+        assert engine.run_sync(run_id, processes=2) == "done"
+        p = runs.progress(run_id)
+        assert (p["done"], p["remaining"], p["calls"]) == (240, 0, 240)
+        stats = srv.stats()
+        assert stats["total_requests"] == 240 and stats["max_repeats"] == 1
+        assert stats["max_in_flight"] <= 8

@@ -79,7 +79,8 @@ def cmd_eval(args) -> int:
             config_thresholds = plan.config.get("thresholds") or {}
             print(f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
                   f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)", file=sys.stderr)
-        status = engine.run_sync(run_id, retry_errors=args.retry_errors,
+        processes = args.processes or engine.auto_processes(run_id)
+        status = engine.run_sync(run_id, processes=processes, retry_errors=args.retry_errors,
                                  on_progress=None if args.quiet else _progress_printer())
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -143,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="write results to .jsonl or .csv")
     evaluate.add_argument("--no-cache", action="store_true", help="call the model even for identical requests")
     evaluate.add_argument("--concurrency", type=int, help="override the config's concurrency")
+    evaluate.add_argument("--processes", type=int,
+                          help="worker processes (default: automatic, more than 1 only for large hosted-model runs)")
     evaluate.add_argument("--limit", type=int, help="only the first N dataset rows (a quick smoke test)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)

@@ -85,19 +85,21 @@ class RunState:
         return self.spent + self.mean_cost * self.in_flight >= self.budget
 
 
-def _load_work(run: Run, retry_errors: bool) -> tuple[list[WorkItem], RunState, dict]:
+def _load_work(run: Run, retry_errors: bool, shard: tuple[int, int] = (0, 1)) -> tuple[list[WorkItem], RunState, dict]:
     eng = db_engine()
     with eng.begin() as conn:
-        if retry_errors:
+        if retry_errors and shard[0] == 0:
             conn.execute(update(RunItem).where(RunItem.run_id == run.id, RunItem.status == "error")
                          .values(status="pending", error=None, error_type=None, call_id=None))
         counts = dict(conn.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run.id)
                                    .group_by(RunItem.status)).all())
         spent = conn.execute(select(func.coalesce(func.sum(LlmCall.cost_usd), 0.0))
                              .where(LlmCall.run_id == run.id)).scalar()
+        index, shards = shard
         pending = conn.execute(
             select(RunItem.id, RunItem.prompt_version_id, RunItem.model, RunItem.dataset_row_id, RunItem.repeat)
-            .where(RunItem.run_id == run.id, RunItem.status == "pending").order_by(RunItem.id)
+            .where(RunItem.run_id == run.id, RunItem.status == "pending", (RunItem.id % shards) == index)
+            .order_by(RunItem.id)
         ).all()
         rows = dict(conn.execute(select(DatasetRow.id, DatasetRow.data)
                                  .where(DatasetRow.dataset_version_id == run.dataset_version_id)).all())
@@ -166,20 +168,48 @@ class Limiter:
 async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
                   on_progress: Callable[[dict], None] | None = None, timeout: float = 120.0) -> str:
     """Run every pending item of `run_id`; returns the final status. Safe to call again to resume."""
-    run = runs.get_run(run_id)
-    if run.status in ("done", "cancelled"):
-        return run.status
-    runs.mark(run_id, status="running", started_at=run.started_at or utcnow(), heartbeat_at=utcnow(),
-              finished_at=None, worker=f"{socket.gethostname()}:{os.getpid()}", error=None)
+    run = _start(run_id)
+    if run is None:
+        return runs.get_run(run_id).status
     try:
-        return await _execute(run, retry_errors, max_attempts, on_progress, timeout)
+        stop_reason = await _execute(run, retry_errors, max_attempts, on_progress, timeout)
     except Exception as exc:
         runs.mark(run_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
         raise
+    return _finish(run_id, stop_reason, on_progress)
 
 
-async def _execute(run, retry_errors, max_attempts, on_progress, timeout) -> str:
-    work, state, rows = _load_work(run, retry_errors)
+def _start(run_id: int) -> Run | None:
+    run = runs.get_run(run_id)
+    if run.status in ("done", "cancelled"):
+        return None
+    runs.mark(run_id, status="running", started_at=run.started_at or utcnow(), heartbeat_at=utcnow(),
+              finished_at=None, worker=f"{socket.gethostname()}:{os.getpid()}", error=None)
+    return runs.get_run(run_id)
+
+
+def _finish(run_id: int, stop_reason: str | None, on_progress=None) -> str:
+    """Decide the final status from the stored items (the source of truth, whatever ran them)."""
+    p = runs.progress(run_id)
+    if stop_reason == "cancelled" or runs.get_run(run_id).status in ("cancelling", "cancelled"):
+        final = "cancelled"
+    elif stop_reason == "budget_exceeded":
+        final = "budget_exceeded"
+    elif p["remaining"]:
+        final = "interrupted"
+    elif p["done"] == 0 and p["failed"] > 0:
+        final = "failed"
+    else:
+        final = "done"
+    runs.mark(run_id, status=final, finished_at=utcnow(), heartbeat_at=utcnow())
+    if on_progress:
+        on_progress({**p, "calls_per_s": p["calls_per_s"] or 0.0, "status": final})
+    return final
+
+
+async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=(0, 1)) -> str | None:
+    """Fill in this shard's pending items; returns why it stopped early (None when it ran out of work)."""
+    work, state, rows = _load_work(run, retry_errors, shard)
     failures = _prepare(run, work, rows)
     queue: asyncio.Queue = asyncio.Queue()
     for item, message in failures:
@@ -276,23 +306,12 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout) -> str
     writer_task = asyncio.create_task(_writer(run.id, queue, state, on_progress))
     beat_task = asyncio.create_task(heartbeat())
     try:
-        await asyncio.gather(*[worker() for _ in range(max(1, run.concurrency))])
+        await asyncio.gather(*[worker() for _ in range(max(1, run.concurrency // shard[1]))])
     finally:
         beat_task.cancel()
         await queue.put(None)
         await writer_task
-    if state.stop_reason == "cancelled" or runs.get_run(run.id).status in ("cancelling", "cancelled"):
-        final = "cancelled"
-    elif state.stop_reason == "budget_exceeded":
-        final = "budget_exceeded"
-    elif state.done == 0 and state.failed > 0:
-        final = "failed"
-    else:
-        final = "done"
-    runs.mark(run.id, status=final, finished_at=utcnow(), heartbeat_at=utcnow())
-    if on_progress:
-        on_progress({**state.snapshot(), "status": final})
-    return final
+    return state.stop_reason
 
 
 async def _writer(run_id: int, queue: asyncio.Queue, state: RunState, on_progress) -> None:
@@ -371,6 +390,64 @@ def _call_values(row: LlmCall) -> dict:
     return values
 
 
-def run_sync(run_id: int, **kwargs) -> str:
-    """Execute a run to completion from synchronous code (CLI, worker threads)."""
-    return asyncio.run(execute(run_id, **kwargs))
+def run_sync(run_id: int, processes: int = 1, **kwargs) -> str:
+    """Execute a run to completion from synchronous code (CLI, worker threads).
+
+    With processes > 1 (CLI only: never from a threaded server), the pending items are split
+    by id across forked processes, each with its own event loop and writer: litellm spends a
+    few ms of CPU per call, so one process tops out near 200-300 calls/s. Each process gets
+    concurrency // processes slots, keeping the global bound.
+    """
+    if processes <= 1 or not hasattr(os, "fork"):
+        return asyncio.run(execute(run_id, **kwargs))
+    on_progress = kwargs.pop("on_progress", None)
+    run = _start(run_id)
+    if run is None:
+        return runs.get_run(run_id).status
+    from storage import db
+
+    db.dispose_all()  # no database connection may cross a fork
+    children = []
+    for index in range(1, processes):
+        pid = os.fork()
+        if pid == 0:  # child: run one shard, report by exit code only
+            code = 1
+            try:
+                db.dispose_all()
+                asyncio.run(_execute(runs.get_run(run_id), shard=(index, processes), on_progress=None, **_shard_args(kwargs)))
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def progress_from_db(_snapshot):
+        if on_progress:
+            p = runs.progress(run_id)
+            on_progress({**p, "calls_per_s": p["calls_per_s"] or 0.0})
+
+    try:
+        stop_reason = asyncio.run(_execute(runs.get_run(run_id), shard=(0, processes), on_progress=progress_from_db,
+                                           **_shard_args(kwargs)))
+    finally:
+        failed_children = sum(1 for pid in children if os.waitpid(pid, 0)[1] != 0)
+    if failed_children:
+        runs.mark(run_id, error=f"{failed_children} worker process(es) failed; resume to finish the run")
+    return _finish(run_id, stop_reason, on_progress)
+
+
+def _shard_args(kwargs: dict) -> dict:
+    return {"retry_errors": kwargs.get("retry_errors", False), "max_attempts": kwargs.get("max_attempts", 5),
+            "timeout": kwargs.get("timeout", 120.0)}
+
+
+def auto_processes(run_id: int) -> int:
+    """Shard a run across processes only when it pays and is safe: enough hosted-model work, no
+    embedded model (each process would load it), and no budget (spend is tracked per process)."""
+    import json
+
+    run = runs.get_run(run_id)
+    pending = runs.progress(run_id)["remaining"]
+    if (run.budget_usd is not None or "local/" in json.dumps(run.config) or pending < 200
+            or run.concurrency < 8 or (os.cpu_count() or 1) < 2):
+        return 1
+    return min(os.cpu_count() or 1, 4)
