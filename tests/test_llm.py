@@ -76,3 +76,12 @@ def test_embedded_model_really_generates():
     assert result.ok, result.error
     assert "paris" in result.output.lower()
     assert result.input_tokens > 5 and result.output_tokens > 0 and result.cost_usd == 0.0
+
+
+@pytest.mark.slow
+def test_embedded_model_returns_top_logprobs_for_weighted_judging():
+    result = llm.call(llm.ModelSpec("local/smollm2", params={"max_tokens": 4, "logprobs": True, "top_logprobs": 3}),
+                      [{"role": "user", "content": "Reply with one digit from 1 to 5."}])
+    assert result.ok and result.logprobs
+    first = result.logprobs[0]
+    assert len(first["top"]) == 3 and all(t["logprob"] <= 0 for t in first["top"])

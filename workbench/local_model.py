@@ -49,6 +49,7 @@ def load():
     global _model, _tokenizer
     with _load_lock:
         if _model is None:
+            os.environ.setdefault("TQDM_DISABLE", "1")  # GGUF de-quantization draws a bar per load
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as hf_logging
@@ -70,8 +71,14 @@ def count_tokens(text: str) -> int:
 
 
 def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0.0,
-             top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> dict:
-    """Real generation with the chat template; returns text, token counts and finish reason."""
+             top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
+             top_logprobs: int = 0) -> dict:
+    """Real generation with the chat template; returns text, token counts and finish reason.
+
+    With top_logprobs > 0 it also returns, per generated token, the most likely tokens and
+    their log-probabilities (OpenAI's shape), so a judge on the embedded model can give
+    probability-weighted scores.
+    """
     import torch
 
     model, tokenizer = load()
@@ -87,8 +94,23 @@ def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0
         if seed is not None:
             torch.manual_seed(int(seed))
         started = time.perf_counter()
+        if top_logprobs:
+            kwargs.update(output_scores=True, return_dict_in_generate=True)
         output = model.generate(**inputs, **kwargs)
         elapsed = time.perf_counter() - started
+    logprobs = None
+    if top_logprobs:
+        sequences, steps = output.sequences, output.scores
+        logprobs = []
+        for step, token_id in zip(steps, sequences[0][inputs["input_ids"].shape[1]:]):
+            log_probs = torch.log_softmax(step[0].float(), dim=-1)
+            top = torch.topk(log_probs, int(top_logprobs))
+            logprobs.append({
+                "token": tokenizer.decode([int(token_id)]), "logprob": float(log_probs[int(token_id)]),
+                "top_logprobs": [{"token": tokenizer.decode([int(i)]), "logprob": float(v)}
+                                 for v, i in zip(top.values, top.indices)],
+            })
+        output = sequences
     new_tokens = output[0][inputs["input_ids"].shape[1]:]
     text = tokenizer.decode(new_tokens, skip_special_tokens=True)
     finish = "length" if len(new_tokens) >= max_tokens else "stop"
@@ -101,4 +123,5 @@ def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0
         "completion_tokens": int(len(new_tokens)),
         "finish_reason": finish,
         "seconds": elapsed,
+        "logprobs": logprobs,
     }

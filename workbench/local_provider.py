@@ -27,10 +27,13 @@ class LocalProvider(CustomLLM):
             top_p=optional_params.get("top_p") or 1.0,
             stop=optional_params.get("stop"),
             seed=optional_params.get("seed"),
+            top_logprobs=int(optional_params.get("top_logprobs") or (5 if optional_params.get("logprobs") else 0)),
         )
         model_response.choices[0].message.content = result["text"]
         model_response.choices[0].finish_reason = result["finish_reason"]
         model_response.model = local_model.MODEL_ID
+        if result["logprobs"] is not None:
+            model_response.choices[0].logprobs = {"content": result["logprobs"]}
         model_response.usage = Usage(
             prompt_tokens=result["prompt_tokens"],
             completion_tokens=result["completion_tokens"],
