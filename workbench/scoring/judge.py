@@ -18,6 +18,10 @@ from workbench.scoring.judge_parse import JudgeParseError, parse_judge_reply, we
 
 DEFAULT_JUDGE_MODEL = "local/smollm2"
 
+_REPLY_FORMAT = """Give a score from {{scale_min}} (worst) to {{scale_max}} (best). Reply in exactly this form:
+Score: <number>
+Reason: <one sentence>"""
+
 REFERENCE_TEMPLATE = """You are grading an answer against a reference answer.
 
 Criteria: {{criteria}}
@@ -31,9 +35,7 @@ Reference answer:
 Answer to grade:
 {{output}}
 
-Give a score from {{scale_min}} (worst) to {{scale_max}} (best). Reply in exactly this form:
-Score: <number>
-Reason: <one sentence>"""
+""" + _REPLY_FORMAT
 
 CRITERIA_TEMPLATE = """You are grading an answer.
 
@@ -45,9 +47,7 @@ Question or input:
 Answer to grade:
 {{output}}
 
-Give a score from {{scale_min}} (worst) to {{scale_max}} (best). Reply in exactly this form:
-Score: <number>
-Reason: <one sentence>"""
+""" + _REPLY_FORMAT
 
 RUBRICS = {
     "correctness": {"mode": "reference", "criteria":
