@@ -84,7 +84,14 @@ except ImportError:
     measured = None
 st.subheader("How well do the judges agree with people?")
 if measured:
-    st.caption(f"Measured with bench/judge_agreement.py on sample_data/judge_labels.jsonl ({measured.get('when', '')}).")
-    st.dataframe(pd.DataFrame(judge_quality.as_rows(measured)), hide_index=True, width="stretch")
+    st.caption("Measured with bench/judge_agreement.py against human labels in sample_data/judge_labels.jsonl.")
+    rows = judge_quality.as_rows(measured)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    this_judge = [r for r in rows if kind == "LLM judge rubric" and r["judge"] == config.get("model")
+                  and r["rubric"] == config.get("rubric")]
+    if this_judge and (this_judge[0]["unparseable"] > this_judge[0]["n"] / 2 or (this_judge[0]["spearman"] or 0) < 0.5):
+        st.warning(f"{config['model']} agreed poorly with people on {config['rubric']} "
+                   f"({this_judge[0]['unparseable']} of {this_judge[0]['n']} replies unreadable, "
+                   f"Spearman {this_judge[0]['spearman']}): prefer a stronger judge model for this rubric.")
 else:
     st.caption("Not measured yet: run `python bench/judge_agreement.py` to compare each rubric with human labels.")

@@ -149,3 +149,15 @@ def latest_results() -> dict | None:
     with session() as s:
         row = s.get(AppSetting, SETTING_KEY)
         return row.value if row is not None and row.value else None
+
+
+def as_rows(saved: dict) -> list[dict]:
+    """One flat row per (judge model, rubric) for a table: the stored results without the items."""
+    rows = []
+    for model, entry in (saved or {}).get("models", {}).items():
+        for rubric, result in entry.get("rubrics", {}).items():
+            rows.append({"judge": model, "rubric": rubric, "n": result["n"],
+                         "unparseable": result["n"] - result["n_scored"], "spearman": result["spearman"],
+                         "exact": result["exact"], "within_1": result["within_1"],
+                         "mean_abs_error": result["mean_abs_error"], "measured": entry.get("saved_at")})
+    return rows

@@ -33,3 +33,16 @@ def test_assertion_yaml_is_validated():
     at.text_area(key="sc_yaml").input("type: regex\npattern: '('").run()
     assert any("regular expression" in w.value for w in at.warning)
     assert at.button(key="sc_save").disabled
+
+
+def test_measured_agreement_is_shown_with_a_warning_for_a_poor_judge():
+    from workbench import judge_quality
+
+    items = [{"id": "x", "human": 5, "judge": None, "error": "unparseable"}]
+    judge_quality.save_results({"correctness": {"n": 8, "n_scored": 1, "spearman": None, "exact": 0.0,
+                                                "within_1": 0.0, "mean_abs_error": 4.0, "model": "local/smollm2",
+                                                "items": items}})
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    table = at.dataframe[-1].value
+    assert table.loc[0, "rubric"] == "correctness" and table.loc[0, "unparseable"] == 7
+    assert any("agreed poorly" in w.value for w in at.warning)
