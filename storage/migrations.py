@@ -2,7 +2,8 @@
 
 Never edit a migration that has shipped: add a new one at the end. Each is plain DDL
 with a few dialect placeholders so the same list runs on SQLite and PostgreSQL:
-{pk} integer primary key, {json} JSON column, {float} double, {ts} timestamp.
+{pk} integer primary key, {json} JSON column, {float} double, {ts} timestamp,
+{without_rowid} clusters a small keyed table on its primary key where the dialect can.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 DIALECT_TYPES = {
-    "sqlite": {"pk": "INTEGER PRIMARY KEY", "json": "TEXT", "float": "REAL", "ts": "TIMESTAMP"},
-    "postgresql": {"pk": "SERIAL PRIMARY KEY", "json": "JSON", "float": "DOUBLE PRECISION", "ts": "TIMESTAMP"},
+    "sqlite": {"pk": "INTEGER PRIMARY KEY", "json": "TEXT", "float": "REAL", "ts": "TIMESTAMP",
+               "without_rowid": " WITHOUT ROWID"},
+    "postgresql": {"pk": "SERIAL PRIMARY KEY", "json": "JSON", "float": "DOUBLE PRECISION", "ts": "TIMESTAMP",
+                   "without_rowid": ""},
 }
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -97,6 +100,46 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             created_at {ts} NOT NULL, UNIQUE (index_id, version))""",
         "CREATE INDEX ix_llm_call_source_created ON llm_call (source, created_at)",
         "CREATE INDEX ix_llm_call_prompt_version ON llm_call (prompt_version_id)",
+    ]),
+    # Dashboard rollups (see storage/dashboard_queries.py): per-day sums of the ledger and a
+    # per-day latency histogram, folded in from `rollup_state.last_id` on; per-run item and score
+    # summaries, recomputed for a run when its stamp changes. `day` is 'YYYY-MM-DD' (UTC) text on
+    # both dialects; prompt_version_id 0 means "no version" (a key column cannot be NULL).
+    (3, "dashboard rollups and the latency index", [
+        "CREATE INDEX ix_llm_call_latency ON llm_call (latency_ms, created_at, model, source, cached)",
+        """CREATE TABLE rollup_state (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL, updated_at {ts} NOT NULL)""",
+        """INSERT INTO rollup_state (name, last_id, updated_at)
+            VALUES ('llm_call', 0, CURRENT_TIMESTAMP), ('score', 0, CURRENT_TIMESTAMP)""",
+        """CREATE TABLE rollup_call (
+            day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, error_type TEXT NOT NULL,
+            calls INTEGER NOT NULL, cached INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
+            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            PRIMARY KEY (day, model, source, error_type)){without_rowid}""",
+        """CREATE TABLE rollup_version (
+            day TEXT NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL,
+            calls INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
+            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            PRIMARY KEY (day, prompt_version_id, model, source)){without_rowid}""",
+        """CREATE TABLE latency_bucket (bucket INTEGER PRIMARY KEY, lo {float} NOT NULL, hi {float} NOT NULL)""",
+        # 0: [0, 1) ms; then 8 equal steps per power of two from 1 ms to 2^20 ms; then one open bucket.
+        "INSERT INTO latency_bucket (bucket, lo, hi) VALUES " + ", ".join(
+            ["(0, 0, 1)"]
+            + [f"({1 + 8 * k + j}, {2 ** k * (8 + j) / 8!r}, {2 ** k * (9 + j) / 8!r})" for k in range(20) for j in range(8)]
+            + [f"(161, {2.0 ** 20!r}, 1e300)"]),
+        """CREATE TABLE rollup_latency (
+            day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, bucket INTEGER NOT NULL,
+            n INTEGER NOT NULL, PRIMARY KEY (day, model, source, bucket)){without_rowid}""",
+        """CREATE TABLE rollup_run (
+            run_id INTEGER NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL,
+            items INTEGER NOT NULL, finished INTEGER NOT NULL, errors INTEGER NOT NULL, blocked INTEGER NOT NULL,
+            guard_checked INTEGER NOT NULL, guard_triggered INTEGER NOT NULL,
+            PRIMARY KEY (run_id, prompt_version_id, model)){without_rowid}""",
+        """CREATE TABLE rollup_score (
+            run_id INTEGER NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, scorer_name TEXT NOT NULL,
+            n INTEGER NOT NULL, n_value INTEGER NOT NULL, sum_value {float} NOT NULL, n_verdict INTEGER NOT NULL,
+            n_passed INTEGER NOT NULL, n_error INTEGER NOT NULL,
+            PRIMARY KEY (run_id, prompt_version_id, model, scorer_name)){without_rowid}""",
+        """CREATE TABLE rollup_run_state (run_id INTEGER PRIMARY KEY, stamp TEXT NOT NULL)""",
     ]),
 ]
 
