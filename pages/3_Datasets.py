@@ -30,7 +30,9 @@ with tab_new:
         st.error(f"Could not read {filename or 'the pasted rows'}: {exc}")
     if parsed is not None:
         st.success(f"{len(parsed.rows)} rows · {len(parsed.columns)} columns · {parsed.format}")
+        st.caption("Column types")
         st.dataframe(pd.DataFrame([parsed.column_types]), hide_index=True)
+        st.caption(f"Preview (first {min(50, len(parsed.rows))} rows)")
         st.dataframe(pd.DataFrame(parsed.rows[:50], columns=parsed.columns), hide_index=True,
                      width="stretch")
         coverage = datasets.prompt_coverage(parsed.columns)

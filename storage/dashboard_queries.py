@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, case, cast, delete,
-                        false, func, literal, literal_column, or_, select, union_all, update)
+                        false, func, literal, literal_column, or_, select, true, union_all, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
@@ -96,7 +96,7 @@ class day_of(FunctionElement):
 
 @compiles(day_of, "sqlite")
 def _day_of_sqlite(element, compiler, **kw):
-    return "strftime('%%Y-%%m-%%d', %s)" % compiler.process(element.clauses, **kw)
+    return "strftime('%Y-%m-%d', " + compiler.process(element.clauses, **kw) + ")"
 
 
 @compiles(day_of)
@@ -399,7 +399,7 @@ def totals(conn: Connection, scope: Scope) -> dict:
 
 def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[dict]:
     c = _calls(scope)
-    period = func.substr(c.c.day, 1, 7) if month else c.c.day
+    period = func.substr(c.c.day, literal_column("1"), literal_column("7")) if month else c.c.day
     query = (select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
              .group_by(period, c.c.model).order_by(period, c.c.model))
     return [{"period": p, "model": m, "cost_usd": float(cost or 0), "calls": int(n)}
@@ -484,7 +484,7 @@ def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) 
                  / cum.c.n)
     ccols = [cum.c[g] for g in group]
     query = (select(*ccols, qs.c.q, value.label("value"), cum.c.total)
-             .select_from(cum).join(qs, literal(True)).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
+             .select_from(cum).join(qs, true()).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
              .where(cum.c.cum >= target, cum.c.cum - cum.c.n < target).order_by(*ccols, qs.c.q))
     return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -539,6 +539,25 @@ def calls_page(conn: Connection, scope: Scope, limit: int, offset: int, model: s
     else:
         total = conn.execute(select(func.count()).select_from(call).where(*where)).scalar()
     return page, int(total)
+
+
+def spend_between(conn: Connection, first_day: str, last_day: str) -> float:
+    """All spend on the days first_day..last_day (for budgets: no filters)."""
+    return float(conn.execute(select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
+        rollup_call.c.day >= first_day, rollup_call.c.day <= last_day)).scalar())
+
+
+def prompt_choices(conn: Connection) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    query = (select(Prompt.name, PromptVersion.version).join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+             .order_by(Prompt.name, PromptVersion.version))
+    for name, version in conn.execute(query):
+        out.setdefault(name, []).append(version)
+    return out
+
+
+def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
+    return [(run_id, name) for run_id, name in conn.execute(select(Run.id, Run.name).order_by(Run.id.desc()).limit(limit))]
 
 
 def known_models(conn: Connection) -> list[str]:
