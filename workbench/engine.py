@@ -348,10 +348,10 @@ def _write_batch(run_id: int, batch: list, state: RunState) -> None:
     for index, entry in enumerate(batch):
         item, result = entry["item"], entry["result"]
         if result is not None:
-            call_rows.append(_call_values(ledger.to_row(result, "run", item.prompt_version_id, run_id)))
+            call_rows.append(ledger.call_values(result, "run", item.prompt_version_id, run_id))
             owners.append(index)
         for reply in entry["judge_calls"]:
-            call_rows.append(_call_values(ledger.to_row(reply, "judge", item.prompt_version_id, run_id)))
+            call_rows.append(ledger.call_values(reply, "judge", item.prompt_version_id, run_id))
             owners.append(None)
     with db_engine().begin() as conn:
         call_ids = {}
@@ -383,11 +383,6 @@ def _write_batch(run_id: int, batch: list, state: RunState) -> None:
         )
         if score_rows:
             conn.execute(insert(Score), score_rows)
-
-
-def _call_values(row: LlmCall) -> dict:
-    values = row.model_dump(exclude={"id"})
-    return values
 
 
 def run_sync(run_id: int, processes: int = 1, **kwargs) -> str:

@@ -126,8 +126,7 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
             conn.execute(insert(Score), payload)
         for item, _, judge_calls in scored:
             for reply in judge_calls:
-                values = ledger.to_row(reply, "judge", item.prompt_version_id, run_id).model_dump(exclude={"id"})
-                conn.execute(insert(LlmCall).values(**values))
+                conn.execute(insert(LlmCall).values(**ledger.call_values(reply, "judge", item.prompt_version_id, run_id)))
         run = conn.execute(select(Run.config).where(Run.id == run_id)).scalar()
         kept = [c for c in (run.get("scorers") or []) if scorer_name(c) not in names]
         conn.execute(update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]}))
