@@ -30,6 +30,18 @@ def page_setup(title: str, icon: str = "🧪") -> None:
     st.set_page_config(page_title=f"{title} · Prompt Workbench", page_icon=icon, layout="wide")
     if os.environ.get("WORKBENCH_PRELOAD", "1") != "0":
         _warm_up_embedded_model()
+    budget_banner()
+
+
+def budget_banner() -> None:
+    """A warning on every page once spend passes the budget set on the Dashboard."""
+    from workbench import dashboard
+
+    status = dashboard.budget_status()
+    if status and status["exceeded"]:
+        st.warning(f"Spend this {status['period']} is ${status['spent']:,.2f}, over the "
+                   f"${status['limit']:,.2f} budget (month projected at ${status['projected_month']:,.2f}). "
+                   "See the Dashboard.", icon="💸")
 
 
 def show_error(exc: Exception) -> None:

@@ -9,6 +9,12 @@ against two baselines measured in the same run, never as absolute pass/fail:
 
     python bench/dashboard_scale.py [--calls 1000000] [--days 90] [--home DIR]
 
+The data is meant to look like a team's ledger: calls grow over the period and follow the
+working day; 10 models (one self-hosted and unpriced, one local and free); 8 prompts whose 50
+versions go live one after another (most calls use the live version, with the model it was
+written for); a third of the calls come from ~330 eval runs with items, scores and a few
+guardrail blocks; ~1% errors, ~6% cache hits; rows appended in time order, as the engine does.
+
 `fill()` is also used to seed a small database for screenshots (`--calls 20000 --home DIR
 --fill-only`).
 """
@@ -106,6 +112,7 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
                 return t
 
     pick_model = _weighted(MODELS, rng)
+    version_model = {v: pick_model() for v, _ in versions}
     sigma = {m: 0.35 + 0.05 * (i % 4) for i, m in enumerate(MODELS)}
     # Runs: each one is a burst of calls over an hour or two, one prompt version x 1-2 models.
     run_count = max(3, calls // 3000)
@@ -116,7 +123,17 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
             "created_at, started_at, finished_at, worker) VALUES (?, ?, '{}', 'done', 1, 8, 1, 1, ?, ?, ?, 'bench')",
             [(r + 1, f"bench run {r + 1}", t.strftime(TS), t.strftime(TS), (t + timedelta(hours=1)).strftime(TS))
              for r, t in enumerate(run_times)])
-    run_version = {r + 1: versions[(r * 7) % len(versions)][0] for r in range(run_count)}
+    # Versions of a prompt go live one after another over the period; most calls use the live one.
+    by_prompt = {}
+    for v, p in versions:
+        by_prompt.setdefault(p, []).append(v)
+
+    def version_at(t: datetime) -> int:
+        chain = by_prompt[rng.randint(1, len(prompt_names))]
+        live = min(len(chain) - 1, int((t - start).total_seconds() / span * len(chain)))
+        return chain[live] if rng.random() < 0.85 else chain[rng.randint(0, live)]
+
+    run_version = {r + 1: version_at(t) for r, t in enumerate(run_times)}
     run_models = {r + 1: [pick_model(), pick_model()] for r in range(run_count)}
 
     message = json.dumps([{"role": "system", "content": "You are a helpful support assistant."},
@@ -140,18 +157,24 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
             conn.executemany(insert_score, score_rows)
         call_rows.clear(), item_rows.clear(), score_rows.clear()
 
+    # When each call happens, then the calls in time order: the ledger is appended as calls finish.
+    events = []
     for _ in range(calls):
         source = rng.choice(SOURCES)
-        run_id = None
         if source in ("run", "judge"):
             run_id = rng.randint(1, run_count)
-            t = run_times[run_id - 1] + timedelta(seconds=rng.random() * 5400)
+            events.append((run_times[run_id - 1] + timedelta(seconds=rng.random() * 5400), source, run_id))
+        else:
+            events.append((when(), source, None))
+    events.sort(key=lambda e: e[0])
+    for t, source, run_id in events:
+        if run_id is not None:
             version = run_version[run_id]
             model = rng.choice(run_models[run_id]) if source == "run" else "openai/gpt-4o-mini"
         else:
-            t = when()
-            version = rng.choice(versions)[0] if rng.random() < 0.8 else None
-            model = pick_model()
+            version = version_at(t) if rng.random() < 0.8 else None
+            # A version is mostly called with the model it was written for; now and then another.
+            model = version_model[version] if version and rng.random() < 0.75 else pick_model()
         price_in, price_out, median, _ = MODELS[model]
         cached = source != "judge" and rng.random() < 0.06
         error = None if cached or rng.random() > 0.01 else rng.choice(ERROR_TYPES)
@@ -201,8 +224,8 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
     return {"calls": call_id, "run_items": item_id, "runs": run_count, "seconds": time.perf_counter() - started}
 
 
-def timed(fn, repeat: int = 3) -> float:
-    """Best of `repeat` wall times in seconds (the first call also warms the page cache)."""
+def timed(fn, repeat: int = 5) -> float:
+    """Best of `repeat` wall times in seconds (the first run also warms the page cache)."""
     best = math.inf
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -211,23 +234,151 @@ def timed(fn, repeat: int = 3) -> float:
     return best
 
 
+def add_recent_calls(count: int) -> None:
+    """Append `count` calls stamped now (copies of old ones), as a live system would between loads."""
+    from sqlalchemy import text
+
+    from storage import db
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None).strftime(TS)
+    with db.engine().begin() as conn:
+        conn.execute(text(
+            "INSERT INTO llm_call (created_at, source, model, request_hash, messages, params, output, latency_ms, "
+            "input_tokens, output_tokens, cost_usd, error_type, error, cached, prompt_version_id, run_id) "
+            "SELECT :now, source, model, request_hash, messages, params, output, latency_ms, input_tokens, "
+            "output_tokens, cost_usd, error_type, error, cached, prompt_version_id, run_id "
+            "FROM llm_call ORDER BY id LIMIT :n"), {"now": now, "n": count})
+
+
+def page_queries(conn, scope, previous) -> dict:
+    """Every SQL query the Dashboard page runs for its panels, by name."""
+    from storage import dashboard_queries as q
+
+    return {
+        "totals (both periods)": lambda: q.totals(conn, scope, previous),
+        "exact p50/p95/p99 (both periods)": lambda: q.exact_percentiles(conn, scope, previous),
+        "spend by day and model": lambda: q.spend_by_day(conn, scope),
+        "tokens by model": lambda: q.tokens_by_model(conn, scope),
+        "cost by prompt version": lambda: q.cost_by_version(conn, scope),
+        "latency quantiles by model": lambda: q.latency_quantiles_by_model(conn, scope),
+        "p95 by day and model": lambda: q.latency_quantile_by_day(conn, scope),
+        "quality by run": lambda: q.run_quality(conn, scope),
+        "errors by type": lambda: q.errors_by_type(conn, scope),
+        "calls table, page 1": lambda: q.calls_page(conn, scope, 50, 0),
+        "models (for colours)": lambda: q.known_models(conn),
+    }
+
+
+def database_time(engine, fn) -> float:
+    """Seconds `fn` spends inside the database's statement execution (cursor.execute), without
+    the Python side: building statements, converting rows. Best of 7."""
+    from sqlalchemy import event
+
+    spent = {"t": 0.0}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        spent["t"] += time.perf_counter() - conn.info.pop("bench_t0")
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    best = math.inf
+    try:
+        for _ in range(7):
+            spent["t"] = 0.0
+            fn()
+            best = min(best, spent["t"])
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    return best
+
+
+def page_query_set(engine, filters) -> None:
+    """The page's whole set of queries, as one page load issues them: the rollup refresh check, the
+    panels, the calls table and the budget banner's spend."""
+    from storage import dashboard_queries as q
+    from workbench import dashboard
+
+    with dashboard.reading(filters) as (conn, scope, previous):
+        for run in page_queries(conn, scope, previous).values():
+            run()
+        today = dashboard.utc_today()
+        q.spend_between(conn, today.replace(day=1).isoformat(), today.isoformat())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--home", help="WORKBENCH_HOME to fill (default: a new temporary directory)")
     parser.add_argument("--fill-only", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="time the database already in --home (no fill)")
     args = parser.parse_args()
     home = Path(args.home or tempfile.mkdtemp(prefix="wb-dash-"))
     os.environ["WORKBENCH_HOME"] = str(home)
-    os.environ["WORKBENCH_DATABASE_URL"] = f"sqlite:///{home / 'workbench.db'}"
-    if (home / "workbench.db").exists():
-        raise SystemExit(f"{home} already has a database: give an empty --home")
-    filled = fill(args.calls, args.days)
-    print(f"filled {filled['calls']:,} calls, {filled['run_items']:,} run items, {filled['runs']} runs "
-          f"in {filled['seconds']:.1f}s  ({home})")
+    os.environ.pop("WORKBENCH_DATABASE_URL", None)
+    if args.reuse:
+        print(f"timing the existing database in {home}")
+    elif (home / "workbench.db").exists():
+        raise SystemExit(f"{home} already has a database: give an empty --home, or --reuse it")
+    else:
+        filled = fill(args.calls, args.days)
+        print(f"fill: {filled['calls']:,} calls, {filled['run_items']:,} run items, {filled['runs']} runs "
+              f"in {filled['seconds']:.1f}s  ({home})")
+    from storage import dashboard_queries as q
+    from storage import db
+    from workbench import dashboard
+
+    engine = db.engine()
+    started = time.perf_counter()
+    q.refresh(engine)
+    print(f"first rollup build (once, on the first page load after an upgrade): {time.perf_counter() - started:.1f}s")
     if args.fill_only:
         return
+    add_recent_calls(1000)
+    started = time.perf_counter()
+    q.refresh(engine)
+    print(f"incremental refresh after 1 000 new calls: {1000 * (time.perf_counter() - started):.1f} ms")
+    print(f"refresh with nothing new: {1000 * timed(lambda: q.refresh(engine)):.2f} ms")
+
+    with engine.connect() as conn:
+        count = timed(lambda: conn.exec_driver_sql("SELECT count(*) FROM llm_call").scalar())
+        scan = timed(lambda: conn.exec_driver_sql("SELECT sum(latency_ms) FROM llm_call").scalar())
+    print(f"baselines: count(*) {1000 * count:.1f} ms (an index scan), sum(latency_ms) {1000 * scan:.1f} ms "
+          f"(a full table scan)")
+
+    dashboard.set_budget(500.0, "month")
+    met_all = True
+    for label, filters in (("last 30 days", dashboard.Filters.last(30)),
+                           ("all time", dashboard.Filters.last(args.days + 1))):
+        print(f"\n== {label} ==")
+        with dashboard.reading(filters) as (conn, scope, previous):
+            for name, fn in page_queries(conn, scope, previous).items():
+                print(f"  {name:36s} {1000 * timed(fn):8.1f} ms")
+        total = timed(lambda: page_query_set(engine, filters), repeat=7)
+        in_db = database_time(engine, lambda: page_query_set(engine, filters))
+        page = timed(lambda: (dashboard.view(filters), dashboard.calls_table(filters), dashboard.budget_status()))
+        under, ratio = total < 1.5, total / count
+        met_all = met_all and under and ratio < 10
+        print(f"  the page's whole query set, end to end through SQLAlchemy (incl. the refresh check): "
+              f"{1000 * total:.1f} ms")
+        print(f"    / count(*) = {ratio:.1f}x (target < 10x: {'met' if ratio < 10 else 'NOT met'}); "
+              f"/ full scan = {total / scan:.2f}x; under 1.5 s: {'met' if under else 'NOT met'}")
+        print(f"  of which inside SQLite (statement execution, as count(*) is measured): {1000 * in_db:.1f} ms "
+              f"= {in_db / count:.1f}x count(*) (target < 10x: {'met' if in_db / count < 10 else 'NOT met'})")
+        print(f"  the page's core calls with their DataFrames (view + calls table + budget): {1000 * page:.1f} ms")
+
+    with engine.connect() as conn:
+        run_id = conn.exec_driver_sql("SELECT id FROM run ORDER BY id DESC LIMIT 1").scalar()
+    for label, filters in (("one run (narrow: reads the ledger)", dashboard.Filters.last(args.days + 1, run_id=run_id)),
+                           ("one prompt, 30 days (narrow)", dashboard.Filters.last(30, prompt="support_answer"))):
+        page = timed(lambda: dashboard.view(filters), repeat=2)
+        print(f"\n{label}: whole view {1000 * page:.1f} ms ({page / count:.1f}x count(*))")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak memory {peak:.0f} MB; all targets met: {'yes' if met_all else 'no'}")
 
 
 if __name__ == "__main__":

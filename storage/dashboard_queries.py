@@ -5,39 +5,42 @@ on SQLite and the page has a dozen panels, so the ledger is folded into small ta
 migration 3) and the panels read those:
 
 - `rollup_call` (day, model, source, error_type): calls, cache hits, priced calls, spend, tokens;
-- `rollup_version` (day, prompt version, model, source): calls, spend, tokens;
+- `rollup_version` (prompt version, model, day, source): calls, spend, tokens;
 - `rollup_latency` (day, model, source, bucket): a latency histogram of the calls that reached a
-  provider (not cache hits), 8 buckets per power of two (each at most 12.5% wide);
+  provider (cache hits excluded), 8 buckets per power of two (each at most 12.5% wide), and
+  `rollup_latency_cum` the same over all sources with each (day, model) histogram's running
+  count, so "p95 per day and model" is a range read instead of a window over thousands of cells;
 - `rollup_run` and `rollup_score` (run, prompt version, model[, scorer]): item, guardrail and
   score summaries.
 
 How they stay current. The ledger is append-only, so `refresh()` folds the rows with ids past
-`rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark; it is called
-before every read and costs two index lookups when nothing is new. The one rewrite of past calls,
-a cost recompute, rebuilds that model's rollups in the same transaction (`rebuild_model`). Run
-summaries are recomputed per run whenever the run's stamp (status, heartbeat, finish) changed,
-while it is not finished, or when it got new scores (re-scoring replaces scores with new ids).
+`rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark; it runs
+before every read and costs a few index lookups when nothing is new. The one rewrite of past
+calls, a cost recompute, rebuilds that model's spend rollups in the same transaction
+(`rebuild_model`). Run summaries are recomputed per run when its stamp (status, heartbeat,
+finish) changed, while it is unfinished, or when it got new scores (re-scoring writes new ids).
 
 Filters on date, models and sources are rollup keys. A prompt, version or run filter is narrow:
-those panels aggregate the ledger directly through its indexes, with the same query shapes.
+`build_narrow` folds just those ledger rows (found through their indexes) into TEMPORARY copies
+of the day rollups once per page, and every panel runs the same queries against them.
 
 Percentiles. The headline p50/p95/p99 are exact nearest-rank values: the histogram gives the
-bucket holding rank ceil(q*N) and the row's offset inside it, and one ordered lookup on the
-covering index `ix_llm_call_latency` reads that row (never an average of averages). Per-model
-boxes and p95 over time are read from the same histogram with window functions in SQL,
-interpolated inside the bucket (error under one bucket width).
+bucket holding rank ceil(q*N) and the offset inside it, and one ordered lookup on the covering
+index `ix_llm_call_latency` reads that row (never an average of averages). Per-model boxes and
+p95 over time are read from the same histograms in SQL, interpolated inside the bucket that
+holds q*N (error under one bucket width, 12.5%).
 
-Everything is SQLAlchemy Core and runs on SQLite and PostgreSQL; the two dialect differences
+Everything is SQLAlchemy Core and runs on SQLite and PostgreSQL; the dialect differences
 (a timestamp's day, floor) are small compiled helpers below.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import date, datetime, time as dtime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time as dtime, timedelta, timezone
 
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, case, cast, delete,
+from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, case, cast, delete,
                         false, func, literal, literal_column, or_, select, true, union_all, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -61,8 +64,8 @@ rollup_call = Table(
     Column("calls", Integer), Column("cached", Integer), Column("priced", Integer), Column("cost_usd", Float),
     Column("input_tokens", Integer), Column("output_tokens", Integer))
 rollup_version = Table(
-    "rollup_version", meta, Column("day", Text, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True), Column("source", Text, primary_key=True),
+    "rollup_version", meta, Column("prompt_version_id", Integer, primary_key=True), Column("model", Text, primary_key=True),
+    Column("day", Text, primary_key=True), Column("source", Text, primary_key=True),
     Column("calls", Integer), Column("priced", Integer), Column("cost_usd", Float),
     Column("input_tokens", Integer), Column("output_tokens", Integer))
 latency_bucket = Table("latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float),
@@ -70,6 +73,9 @@ latency_bucket = Table("latency_bucket", meta, Column("bucket", Integer, primary
 rollup_latency = Table(
     "rollup_latency", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
     Column("source", Text, primary_key=True), Column("bucket", Integer, primary_key=True), Column("n", Integer))
+rollup_latency_cum = Table(
+    "rollup_latency_cum", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True), Column("n", Integer), Column("cum", Integer), Column("total", Integer))
 rollup_run = Table(
     "rollup_run", meta, Column("run_id", Integer, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
     Column("model", Text, primary_key=True), Column("items", Integer), Column("finished", Integer),
@@ -83,6 +89,40 @@ rollup_score = Table(
 rollup_run_state = Table("rollup_run_state", meta, Column("run_id", Integer, primary_key=True), Column("stamp", Text))
 
 call = LlmCall.__table__
+
+
+CALL_COLUMNS = ("id", "created_at", "source", "model", "prompt_version_id", "run_id", "latency_ms", "input_tokens",
+                "output_tokens", "cost_usd", "cached", "error_type")
+
+
+@dataclass(frozen=True)
+class Rollups:
+    """One set of day rollups and the ledger rows behind them: the stored ones, or a narrow page's
+    temporary copies (its matching calls, and rollups of just those)."""
+
+    ledger: Table
+    call: Table
+    version: Table
+    latency: Table
+    latency_cum: Table
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return (self.ledger, self.call, self.version, self.latency, self.latency_cum)
+
+
+def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
+    return Table(f"narrow_{table.name}", meta, *[Column(c.name, c.type, primary_key=c.primary_key) for c in columns],
+                 *extra, prefixes=["TEMPORARY"])
+
+
+STORED = Rollups(call, rollup_call, rollup_version, rollup_latency, rollup_latency_cum)
+_narrow_meta = MetaData()
+# A narrow page's calls, with their day and latency bucket worked out once while copying.
+NARROW = Rollups(_temporary(call, [call.c[name] for name in CALL_COLUMNS], _narrow_meta,
+                            Column("day", Text), Column("bucket", Integer)),
+                 *[_temporary(t, t.columns, _narrow_meta) for t in STORED.tables[1:]])
+Index("narrow_llm_call_latency", NARROW.ledger.c.latency_ms)
 
 
 # --- dialect helpers ----------------------------------------------------------------------------
@@ -137,10 +177,11 @@ def bucket_of(latency):
     return case(*whens, else_=literal_column(str(LAST_BUCKET)))
 
 
-def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: list[str]) -> None:
-    """INSERT ... SELECT that adds to existing rollup rows (ON CONFLICT DO UPDATE on both dialects)."""
+def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: list[str], zeros=()) -> None:
+    """INSERT ... SELECT that adds to existing rollup rows (ON CONFLICT DO UPDATE on both dialects).
+    `zeros` are further columns the query fills with 0 and a conflict leaves alone."""
     make = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    statement = make(table).from_select(keys + measures, query)
+    statement = make(table).from_select(keys + measures + list(zeros), query)
     statement = statement.on_conflict_do_update(
         index_elements=keys, set_={m: table.c[m] + statement.excluded[m] for m in measures})
     conn.execute(statement)
@@ -153,33 +194,57 @@ def _chunks(values: list, size: int = 500):
 
 # --- keeping the rollups current ----------------------------------------------------------------
 
-def _fold_calls(conn: Connection, where, tables=("call", "version", "latency")) -> None:
-    """Add the ledger rows matching `where` to the day rollups."""
+def _fold_calls(conn: Connection, where, into: Rollups = STORED, parts=("call", "version", "latency")) -> None:
+    """Add the rows of `into.ledger` matching `where` to that set's day rollups."""
+    call = into.ledger
+    day = call.c.day if "day" in call.c else day_of(call.c.created_at)
+    bucket = call.c.bucket if "bucket" in call.c else bucket_of(call.c.latency_ms)
     rows = select(
-        day_of(call.c.created_at).label("day"), call.c.model, call.c.source,
+        day.label("day"), call.c.model, call.c.source,
         func.coalesce(call.c.error_type, "").label("error_type"),
         func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id"),
         case((call.c.cached, 1), else_=0).label("hit"), call.c.cost_usd, call.c.input_tokens, call.c.output_tokens,
     ).where(where).subquery()
     sums = [func.count(), func.count(rows.c.cost_usd), func.coalesce(func.sum(rows.c.cost_usd), 0.0),
             func.coalesce(func.sum(rows.c.input_tokens), 0), func.coalesce(func.sum(rows.c.output_tokens), 0)]
-    if "call" in tables:
+    if "call" in parts:
         keys = [rows.c.day, rows.c.model, rows.c.source, rows.c.error_type]
         query = select(*keys, sums[0], func.sum(rows.c.hit), *sums[1:]).group_by(*keys)
-        _upsert(conn, rollup_call, query, ["day", "model", "source", "error_type"],
+        _upsert(conn, into.call, query, ["day", "model", "source", "error_type"],
                 ["calls", "cached", "priced", "cost_usd", "input_tokens", "output_tokens"])
-    if "version" in tables:
-        keys = [rows.c.day, rows.c.prompt_version_id, rows.c.model, rows.c.source]
-        _upsert(conn, rollup_version, select(*keys, *sums).group_by(*keys),
-                ["day", "prompt_version_id", "model", "source"],
+    if "version" in parts:
+        keys = [rows.c.prompt_version_id, rows.c.model, rows.c.day, rows.c.source]
+        _upsert(conn, into.version, select(*keys, *sums).group_by(*keys),
+                ["prompt_version_id", "model", "day", "source"],
                 ["calls", "priced", "cost_usd", "input_tokens", "output_tokens"])
-    if "latency" in tables:
-        timed = select(day_of(call.c.created_at).label("day"), call.c.model, call.c.source,
-                       bucket_of(call.c.latency_ms).label("bucket")).where(
-            where, call.c.cached == false(), call.c.latency_ms.is_not(None)).subquery()
-        keys = [timed.c.day, timed.c.model, timed.c.source, timed.c.bucket]
-        _upsert(conn, rollup_latency, select(*keys, func.count()).group_by(*keys),
+    if "latency" in parts:
+        timed = [where, call.c.cached == false(), call.c.latency_ms.is_not(None)]
+        hist = select(day.label("day"), call.c.model, call.c.source, bucket.label("bucket")).where(*timed).subquery()
+        keys = [hist.c.day, hist.c.model, hist.c.source, hist.c.bucket]
+        _upsert(conn, into.latency, select(*keys, func.count()).group_by(*keys),
                 ["day", "model", "source", "bucket"], ["n"])
+        keys = [hist.c.day, hist.c.model, hist.c.bucket]
+        _upsert(conn, into.latency_cum, select(*keys, func.count(), literal_column("0"), literal_column("0"))
+                .group_by(*keys), ["day", "model", "bucket"], ["n"], zeros=("cum", "total"))
+        first, last = conn.execute(select(func.min(call.c.created_at), func.max(call.c.created_at)).where(*timed)).one()
+        if first is not None:
+            _recount(conn, into.latency_cum, _day(first), _day(last))
+
+
+def _day(value) -> str:
+    return value.date().isoformat() if isinstance(value, datetime) else str(value)[:10]
+
+
+def _recount(conn: Connection, table: Table, first_day: str, last_day: str) -> None:
+    """Recompute the running count and total of every (day, model) histogram in those days."""
+    days = [table.c.day >= first_day, table.c.day <= last_day]
+    group = [table.c.day, table.c.model]
+    counted = select(*group, table.c.bucket,
+                     func.sum(table.c.n).over(partition_by=group, order_by=table.c.bucket, rows=(None, 0)).label("cum"),
+                     func.sum(table.c.n).over(partition_by=group).label("total")).where(*days).subquery()
+    conn.execute(update(table).where(table.c.day == counted.c.day, table.c.model == counted.c.model,
+                                     table.c.bucket == counted.c.bucket)
+                 .values(cum=counted.c.cum, total=counted.c.total))
 
 
 def _lock(conn: Connection, name: str, table: str) -> int:
@@ -245,8 +310,7 @@ def refresh(engine: Engine) -> int:
     with engine.connect() as conn:
         marks = dict(conn.execute(select(rollup_state.c.name, rollup_state.c.last_id)).all())
         top_call = conn.execute(select(func.max(call.c.id))).scalar() or 0
-        top_score = conn.execute(select(func.max(Score.id))).scalar() or 0
-        runs_dirty = top_score > marks["score"] or bool(_dirty_runs(conn, marks["score"]))
+        runs_dirty = bool(_dirty_runs(conn, marks["score"]))
     mark = marks["llm_call"]
     if top_call > mark:
         with engine.begin() as conn:
@@ -271,7 +335,7 @@ def rebuild_model(conn: Connection, model: str) -> None:
     mark = conn.execute(select(rollup_state.c.last_id).where(rollup_state.c.name == "llm_call")).scalar_one()
     for table in (rollup_call, rollup_version):
         conn.execute(delete(table).where(table.c.model == model))
-    _fold_calls(conn, and_(call.c.model == model, call.c.id <= mark), tables=("call", "version"))
+    _fold_calls(conn, and_(call.c.model == model, call.c.id <= mark), parts=("call", "version"))
 
 
 # --- what a panel is asked for ------------------------------------------------------------------
@@ -279,7 +343,8 @@ def rebuild_model(conn: Connection, model: str) -> None:
 @dataclass(frozen=True)
 class Scope:
     """Filters in SQL terms. Days are inclusive 'YYYY-MM-DD' (UTC); empty tuples mean "all";
-    version_ids None means any version; upto is the ledger id the rollups cover."""
+    version_ids None means any version; upto is the ledger id the rollups cover; rollups is the
+    set the panels read (the stored one, or a narrow page's temporary copies)."""
 
     first_day: str
     last_day: str
@@ -288,28 +353,20 @@ class Scope:
     sources: tuple = ()
     version_ids: tuple | None = None
     run_id: int | None = None
+    rollups: Rollups = STORED
 
     @property
     def narrow(self) -> bool:
         return self.version_ids is not None or self.run_id is not None
 
     def bounds(self) -> tuple[datetime, datetime]:
-        first = datetime.combine(date.fromisoformat(self.first_day), dtime())
-        return first, datetime.combine(date.fromisoformat(self.last_day), dtime()) + timedelta(days=1)
+        """[first day 00:00, day after the last 00:00) in UTC."""
+        first = datetime.combine(date.fromisoformat(self.first_day), dtime(), timezone.utc)
+        return first, datetime.combine(date.fromisoformat(self.last_day), dtime(), timezone.utc) + timedelta(days=1)
 
 
-def _keys_where(table, scope: Scope) -> list:
-    """Date, model and source conditions on a day rollup."""
-    where = [table.c.day >= scope.first_day, table.c.day <= scope.last_day]
-    if scope.models:
-        where.append(table.c.model.in_(scope.models))
-    if scope.sources:
-        where.append(table.c.source.in_(scope.sources))
-    return where
-
-
-def ledger_where(scope: Scope) -> list:
-    """The same filter on llm_call itself (narrow panels, exact percentiles, the calls table)."""
+def ledger_where(scope: Scope, call: Table = call) -> list:
+    """The scope as conditions on the ledger (llm_call, or a narrow page's copy of its calls)."""
     first, after = scope.bounds()
     where = [call.c.created_at >= first, call.c.created_at < after, call.c.id <= scope.upto]
     if scope.models:
@@ -323,45 +380,51 @@ def ledger_where(scope: Scope) -> list:
     return where
 
 
+def build_narrow(conn: Connection, scope: Scope) -> Scope:
+    """Copy a narrow scope's calls (all of `scope`'s days; one pass over the ledger through its
+    indexes) into temporary tables on this connection and fold them into temporary rollups;
+    returns the scope reading those. `drop_narrow` removes them."""
+    drop_narrow(conn)
+    for table in NARROW.tables:
+        table.create(conn)
+    conn.execute(NARROW.ledger.insert().from_select(
+        [*CALL_COLUMNS, "day", "bucket"],
+        select(*[call.c[name] for name in CALL_COLUMNS], day_of(call.c.created_at), bucket_of(call.c.latency_ms))
+        .where(*ledger_where(scope))))
+    _fold_calls(conn, true(), into=NARROW)
+    return replace(scope, rollups=NARROW)
+
+
+def drop_narrow(conn: Connection) -> None:
+    for table in NARROW.tables:
+        table.drop(conn, checkfirst=True)
+
+
+def _keys_where(table, scope: Scope) -> list:
+    """Date, model and source conditions on a day rollup."""
+    where = [table.c.day >= scope.first_day, table.c.day <= scope.last_day]
+    if scope.models:
+        where.append(table.c.model.in_(scope.models))
+    if scope.sources:
+        where.append(table.c.source.in_(scope.sources))
+    return where
+
+
 def _calls(scope: Scope):
-    """rollup_call's rows for the scope, or the same shape aggregated live for a narrow scope."""
-    if not scope.narrow:
-        return select(rollup_call).where(*_keys_where(rollup_call, scope)).subquery()
-    rows = select(day_of(call.c.created_at).label("day"), call.c.model, call.c.source,
-                  func.coalesce(call.c.error_type, "").label("error_type"), call.c.cached, call.c.cost_usd,
-                  call.c.input_tokens, call.c.output_tokens).where(*ledger_where(scope)).subquery()
-    keys = [rows.c.day, rows.c.model, rows.c.source, rows.c.error_type]
-    return select(*keys, func.count().label("calls"), func.sum(case((rows.c.cached, 1), else_=0)).label("cached"),
-                  func.count(rows.c.cost_usd).label("priced"),
-                  func.coalesce(func.sum(rows.c.cost_usd), 0.0).label("cost_usd"),
-                  func.coalesce(func.sum(rows.c.input_tokens), 0).label("input_tokens"),
-                  func.coalesce(func.sum(rows.c.output_tokens), 0).label("output_tokens")).group_by(*keys).subquery()
+    table = scope.rollups.call
+    return select(table).where(*_keys_where(table, scope)).subquery()
 
 
-def _versions(scope: Scope):
-    if not scope.narrow:
-        return select(rollup_version).where(*_keys_where(rollup_version, scope)).subquery()
-    rows = select(func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id"), call.c.model,
-                  call.c.cost_usd).where(*ledger_where(scope)).subquery()
-    keys = [rows.c.prompt_version_id, rows.c.model]
-    return select(*keys, func.count().label("calls"), func.count(rows.c.cost_usd).label("priced"),
-                  func.coalesce(func.sum(rows.c.cost_usd), 0.0).label("cost_usd")).group_by(*keys).subquery()
-
-
-def _latency(scope: Scope):
-    if not scope.narrow:
-        return select(rollup_latency).where(*_keys_where(rollup_latency, scope)).subquery()
-    rows = select(day_of(call.c.created_at).label("day"), call.c.model,
-                  bucket_of(call.c.latency_ms).label("bucket")).where(
-        *ledger_where(scope), call.c.cached == false(), call.c.latency_ms.is_not(None)).subquery()
-    keys = [rows.c.day, rows.c.model, rows.c.bucket]
-    return select(*keys, func.count().label("n")).group_by(*keys).subquery()
+def _histogram(scope: Scope):
+    """(day, model, bucket, n) rows for the scope; by source only when the scope picks sources."""
+    table = scope.rollups.latency if scope.sources else scope.rollups.latency_cum
+    return select(table.c.day, table.c.model, table.c.bucket, table.c.n).where(*_keys_where(table, scope)).subquery()
 
 
 def _runs(scope: Scope, table):
     """Run summaries for runs created in the scope's days (items are judged by their run's start)."""
     first, after = scope.bounds()
-    where = [table.c.run_id == Run.id, Run.created_at >= first, Run.created_at < after]
+    where = [Run.created_at >= first, Run.created_at < after]
     if scope.models:
         where.append(table.c.model.in_(scope.models))
     if scope.version_ids is not None:
@@ -375,26 +438,29 @@ def _runs(scope: Scope, table):
 
 # --- panels -------------------------------------------------------------------------------------
 
-def totals(conn: Connection, scope: Scope) -> dict:
-    """Calls, cache hits, errors, priced calls, spend (all and on evals), tokens, and run items."""
-    c = _calls(scope)
-    ok = c.c.error_type == ""
-    row = conn.execute(select(
-        func.coalesce(func.sum(c.c.calls), 0), func.coalesce(func.sum(c.c.cached), 0),
-        func.coalesce(func.sum(case((ok, 0), else_=c.c.calls)), 0),
-        func.coalesce(func.sum(case((ok, c.c.calls - c.c.priced), else_=0)), 0),
-        func.coalesce(func.sum(c.c.priced), 0), func.coalesce(func.sum(c.c.cost_usd), 0.0),
-        func.coalesce(func.sum(case((c.c.source.in_(EVAL_SOURCES), c.c.cost_usd), else_=0.0)), 0.0),
-        func.coalesce(func.sum(c.c.input_tokens), 0), func.coalesce(func.sum(c.c.output_tokens), 0))).one()
-    names = ["calls", "cached", "errors", "unpriced", "priced", "cost_usd", "eval_cost_usd", "input_tokens",
-             "output_tokens"]
-    out = dict(zip(names, row))
-    runs = conn.execute(select(
-        func.coalesce(func.sum(rollup_run.c.finished), 0), func.coalesce(func.sum(rollup_run.c.blocked), 0),
-        func.coalesce(func.sum(rollup_run.c.guard_checked), 0),
-        func.coalesce(func.sum(rollup_run.c.guard_triggered), 0)).where(*_runs(scope, rollup_run))).one()
-    out.update(zip(["items_finished", "items_blocked", "guard_checked", "guard_triggered"], runs))
-    return {k: (float(v) if k.endswith("usd") else int(v)) for k, v in out.items()}
+TOTALS = ("calls", "cached", "errors", "unpriced", "priced", "cost_usd", "eval_cost_usd", "input_tokens",
+          "output_tokens", "items_finished", "items_blocked", "guard_checked", "guard_triggered")
+
+
+def totals(conn: Connection, *scopes: Scope) -> list[dict]:
+    """Per scope (e.g. this period and the previous): calls, cache hits, errors, unpriced and priced
+    calls, spend (all, and on evals), tokens, and run items finished, blocked, checked by a
+    guardrail and triggering one. (A plain range query per period beats one pass with CASEs.)"""
+    out = []
+    for scope in scopes:
+        c = _calls(scope)
+        ok = c.c.error_type == ""
+        ledger = conn.execute(select(
+            func.sum(c.c.calls), func.sum(c.c.cached), func.sum(case((ok, 0), else_=c.c.calls)),
+            func.sum(case((ok, c.c.calls - c.c.priced), else_=0)), func.sum(c.c.priced), func.sum(c.c.cost_usd),
+            func.sum(case((c.c.source.in_(EVAL_SOURCES), c.c.cost_usd), else_=0.0)),
+            func.sum(c.c.input_tokens), func.sum(c.c.output_tokens))).one()
+        items = conn.execute(select(
+            func.sum(rollup_run.c.finished), func.sum(rollup_run.c.blocked), func.sum(rollup_run.c.guard_checked),
+            func.sum(rollup_run.c.guard_triggered))
+            .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id)).where(*_runs(scope, rollup_run))).one()
+        out.append({k: (float(v or 0) if k.endswith("usd") else int(v or 0)) for k, v in zip(TOTALS, (*ledger, *items))})
+    return out
 
 
 def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[dict]:
@@ -409,9 +475,10 @@ def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[di
 def tokens_by_model(conn: Connection, scope: Scope) -> list[dict]:
     c = _calls(scope)
     query = (select(c.c.model, func.sum(c.c.input_tokens), func.sum(c.c.output_tokens), func.sum(c.c.calls),
-                    func.sum(c.c.cost_usd)).group_by(c.c.model).order_by(c.c.model))
+                    func.sum(c.c.priced), func.sum(c.c.cost_usd)).group_by(c.c.model).order_by(c.c.model))
     return [{"model": m, "input_tokens": int(i or 0), "output_tokens": int(o or 0), "calls": int(n),
-             "cost_usd": float(cost or 0)} for m, i, o, n, cost in conn.execute(query)]
+             "priced": int(priced), "cost_usd": float(cost) if priced else None}
+            for m, i, o, n, priced, cost in conn.execute(query)]
 
 
 def errors_by_type(conn: Connection, scope: Scope) -> list[dict]:
@@ -423,10 +490,10 @@ def errors_by_type(conn: Connection, scope: Scope) -> list[dict]:
 
 def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
     """Spend per prompt version and model, labelled `prompt vN` (version 0 = calls without one)."""
-    v = _versions(scope)
-    grouped = (select(v.c.prompt_version_id, v.c.model, func.sum(v.c.calls).label("calls"),
-                      func.sum(v.c.priced).label("priced"), func.sum(v.c.cost_usd).label("cost_usd"))
-               .group_by(v.c.prompt_version_id, v.c.model).subquery())
+    table = scope.rollups.version
+    grouped = (select(table.c.prompt_version_id, table.c.model, func.sum(table.c.calls).label("calls"),
+                      func.sum(table.c.priced).label("priced"), func.sum(table.c.cost_usd).label("cost_usd"))
+               .where(*_keys_where(table, scope)).group_by(table.c.prompt_version_id, table.c.model).subquery())
     query = (select(grouped, Prompt.name, PromptVersion.version)
              .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
              .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
@@ -437,8 +504,8 @@ def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
 
 
 def latency_histogram(conn: Connection, scope: Scope) -> list[dict]:
-    """The scope's latency histogram with cumulative counts, in bucket order."""
-    h = _latency(scope)
+    """The scope's latency histogram: per bucket its edges, count and running count, in bucket order."""
+    h = _histogram(scope)
     grouped = select(h.c.bucket, func.sum(h.c.n).label("n")).group_by(h.c.bucket).subquery()
     query = (select(grouped.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi, grouped.c.n,
                     func.sum(grouped.c.n).over(order_by=grouped.c.bucket, rows=(None, 0)).label("cum"))
@@ -446,31 +513,45 @@ def latency_histogram(conn: Connection, scope: Scope) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def exact_percentiles(conn: Connection, scope: Scope, quantiles=(0.5, 0.95, 0.99)) -> dict:
-    """Nearest-rank percentiles (the value at rank ceil(q*N)) of the calls that reached a provider.
+def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.99)) -> list[dict]:
+    """Per scope, nearest-rank percentiles (the value at rank ceil(q*N)) of the calls that reached a
+    provider.
 
     The histogram says which bucket holds that rank and how far into it; one ordered lookup on
     the ledger's latency index reads the row. Both count exactly the same rows (ids <= upto)."""
-    buckets = latency_histogram(conn, scope)
-    total = int(buckets[-1]["cum"]) if buckets else 0
-    out = {}
-    for q in quantiles:
-        if not total:
-            out[q] = None
-            continue
-        rank = min(total, max(1, math.ceil(q * total - 1e-9)))
-        hit = next(b for b in buckets if b["cum"] >= rank)
-        offset = rank - (int(hit["cum"]) - int(hit["n"])) - 1
-        out[q] = conn.execute(
-            select(call.c.latency_ms).where(*ledger_where(scope), call.c.cached == false(),
-                                            call.c.latency_ms >= hit["lo"], call.c.latency_ms < hit["hi"])
-            .order_by(call.c.latency_ms).limit(1).offset(offset)).scalar()
+    out = []
+    for scope in scopes:
+        buckets = latency_histogram(conn, scope)
+        total = int(buckets[-1]["cum"]) if buckets else 0
+        found = {}
+        for q in quantiles:
+            if not total:
+                found[q] = None
+                continue
+            rank = min(total, max(1, math.ceil(q * total - 1e-9)))
+            hit = next(b for b in buckets if b["cum"] >= rank)
+            n = int(hit["n"])
+            offset = rank - (int(hit["cum"]) - n) - 1
+            ledger = scope.rollups.ledger
+            ordered = ledger.c.latency_ms
+            if offset > n // 2:  # walk in from the nearer end of the bucket
+                offset, ordered = n - 1 - offset, ordered.desc()
+            found[q] = conn.execute(
+                select(ledger.c.latency_ms).where(*ledger_where(scope, ledger), ledger.c.cached == false(),
+                                                  ledger.c.latency_ms >= hit["lo"], ledger.c.latency_ms < hit["hi"])
+                .order_by(ordered).limit(1).offset(offset)).scalar()
+        out.append(found)
     return out
+
+
+def _interpolate(target, before, n, bucket, lo, hi):
+    """Where q*N falls inside its bucket, linearly (the open last bucket reports its lower edge)."""
+    return case((bucket == LAST_BUCKET, lo), else_=lo + (target - before) * (hi - lo) / n)
 
 
 def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) -> list[dict]:
     """Quantiles per group from histogram rows (group..., bucket, n), in SQL: cumulative counts by
-    window functions, then linear interpolation inside the bucket that holds q*N."""
+    window functions, then the bucket that holds q*N."""
     cols = [h.c[g] for g in group]
     grouped = select(*cols, h.c.bucket, func.sum(h.c.n).label("n")).group_by(*cols, h.c.bucket).subquery()
     gcols = [grouped.c[g] for g in group]
@@ -479,9 +560,7 @@ def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) 
                  func.sum(grouped.c.n).over(partition_by=gcols).label("total")).subquery()
     qs = union_all(*[select(literal(float(q)).label("q")) for q in quantiles]).subquery()
     target = qs.c.q * cum.c.total
-    value = case((cum.c.bucket == LAST_BUCKET, latency_bucket.c.lo),
-                 else_=latency_bucket.c.lo + (target - (cum.c.cum - cum.c.n)) * (latency_bucket.c.hi - latency_bucket.c.lo)
-                 / cum.c.n)
+    value = _interpolate(target, cum.c.cum - cum.c.n, cum.c.n, cum.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
     ccols = [cum.c[g] for g in group]
     query = (select(*ccols, qs.c.q, value.label("value"), cum.c.total)
              .select_from(cum).join(qs, true()).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
@@ -490,54 +569,57 @@ def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) 
 
 
 def latency_quantiles_by_model(conn: Connection, scope: Scope, quantiles=(0.05, 0.25, 0.5, 0.75, 0.95)) -> list[dict]:
-    return _quantiles_from_histogram(conn, _latency(scope), ["model"], quantiles)
+    return _quantiles_from_histogram(conn, _histogram(scope), ["model"], quantiles)
 
 
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
-    return _quantiles_from_histogram(conn, _latency(scope), ["day", "model"], [quantile])
+    """One quantile per day and model. Without a source filter it is read straight off the stored
+    running counts of each (day, model) histogram."""
+    if scope.sources:
+        return _quantiles_from_histogram(conn, _histogram(scope), ["day", "model"], [quantile])
+    t = scope.rollups.latency_cum
+    target = _num(quantile) * t.c.total
+    value = _interpolate(target, t.c.cum - t.c.n, t.c.n, t.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
+    query = (select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
+             .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
+             .where(*_keys_where(t, scope), t.c.cum >= target, t.c.cum - t.c.n < target).order_by(t.c.day, t.c.model))
+    return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def run_quality(conn: Connection, scope: Scope) -> list[dict]:
     """Per run (in run order), prompt version and scorer: count, mean score and pass rate."""
     s = rollup_score
-    keys = [s.c.run_id, Run.name, Run.created_at, s.c.prompt_version_id, Prompt.name, PromptVersion.version,
-            s.c.scorer_name]
+    keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
     query = (select(*keys, func.sum(s.c.n), func.sum(s.c.n_value), func.sum(s.c.sum_value), func.sum(s.c.n_verdict),
                     func.sum(s.c.n_passed), func.sum(s.c.n_error))
              .select_from(s).join(Run, Run.id == s.c.run_id)
              .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id).join(Prompt, Prompt.id == PromptVersion.prompt_id)
              .where(*_runs(scope, s)).group_by(*keys).order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id))
     out = []
-    for run_id, run_name, created, pv_id, prompt, version, scorer, n, n_value, total, n_verdict, n_passed, n_error \
+    for run_id, run_name, pv_id, prompt, version, scorer, n, n_value, total, n_verdict, n_passed, n_error \
             in conn.execute(query):
-        out.append({"run_id": run_id, "run": run_name, "run_created": created, "prompt_version_id": pv_id,
+        out.append({"run_id": run_id, "run": run_name, "prompt_version_id": pv_id,
                     "prompt": prompt, "version": version, "scorer": scorer, "n": int(n),
                     "mean": float(total) / n_value if n_value else None,
                     "pass_rate": float(n_passed) / n_verdict if n_verdict else None, "errors": int(n_error)})
     return out
 
 
-CALL_COLUMNS = ("id", "created_at", "source", "model", "prompt_version_id", "run_id", "latency_ms", "input_tokens",
-                "output_tokens", "cost_usd", "cached", "error_type")
-
-
 def calls_page(conn: Connection, scope: Scope, limit: int, offset: int, model: str | None = None,
                error_type: str | None = None) -> tuple[list[dict], int]:
     """One page of the scope's calls, newest first, and how many there are in all."""
-    where = ledger_where(scope)
+    ledger = scope.rollups.ledger
+    where = ledger_where(scope, ledger)
     if model:
-        where.append(call.c.model == model)
+        where.append(ledger.c.model == model)
     if error_type:
-        where.append(call.c.error_type == error_type)
-    rows = conn.execute(select(*[call.c[name] for name in CALL_COLUMNS]).where(*where)
-                        .order_by(call.c.created_at.desc(), call.c.id.desc()).limit(limit).offset(offset))
+        where.append(ledger.c.error_type == error_type)
+    rows = conn.execute(select(*[ledger.c[name] for name in CALL_COLUMNS]).where(*where)
+                        .order_by(ledger.c.created_at.desc(), ledger.c.id.desc()).limit(limit).offset(offset))
     page = [dict(r._mapping) for r in rows]
-    if not scope.narrow:
-        c = _calls(scope)
-        conditions = ([c.c.model == model] if model else []) + ([c.c.error_type == error_type] if error_type else [])
-        total = conn.execute(select(func.coalesce(func.sum(c.c.calls), 0)).where(*conditions)).scalar()
-    else:
-        total = conn.execute(select(func.count()).select_from(call).where(*where)).scalar()
+    c = _calls(scope)
+    conditions = ([c.c.model == model] if model else []) + ([c.c.error_type == error_type] if error_type else [])
+    total = conn.execute(select(func.coalesce(func.sum(c.c.calls), 0)).where(*conditions)).scalar()
     return page, int(total)
 
 

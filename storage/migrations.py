@@ -101,12 +101,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX ix_llm_call_source_created ON llm_call (source, created_at)",
         "CREATE INDEX ix_llm_call_prompt_version ON llm_call (prompt_version_id)",
     ]),
-    # Dashboard rollups (see storage/dashboard_queries.py): per-day sums of the ledger and a
-    # per-day latency histogram, folded in from `rollup_state.last_id` on; per-run item and score
-    # summaries, recomputed for a run when its stamp changes. `day` is 'YYYY-MM-DD' (UTC) text on
-    # both dialects; prompt_version_id 0 means "no version" (a key column cannot be NULL).
+    # Dashboard rollups (see storage/dashboard_queries.py): per-day sums of the ledger and per-day
+    # latency histograms, folded in from `rollup_state.last_id` on; per-run item and score summaries,
+    # recomputed for a run when its stamp changes. `day` is 'YYYY-MM-DD' (UTC) text on both
+    # dialects; prompt_version_id 0 means "no version" (a key column cannot be NULL). Key orders
+    # follow the panels' GROUP BYs so SQLite aggregates in key order instead of sorting.
     (3, "dashboard rollups and the latency index", [
         "CREATE INDEX ix_llm_call_latency ON llm_call (latency_ms, created_at, model, source, cached)",
+        "CREATE INDEX ix_llm_call_version_created ON llm_call (prompt_version_id, created_at)",
         """CREATE TABLE rollup_state (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL, updated_at {ts} NOT NULL)""",
         """INSERT INTO rollup_state (name, last_id, updated_at)
             VALUES ('llm_call', 0, CURRENT_TIMESTAMP), ('score', 0, CURRENT_TIMESTAMP)""",
@@ -116,10 +118,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
             PRIMARY KEY (day, model, source, error_type)){without_rowid}""",
         """CREATE TABLE rollup_version (
-            day TEXT NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL,
+            prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL,
             calls INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
             input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-            PRIMARY KEY (day, prompt_version_id, model, source)){without_rowid}""",
+            PRIMARY KEY (prompt_version_id, model, day, source)){without_rowid}""",
         """CREATE TABLE latency_bucket (bucket INTEGER PRIMARY KEY, lo {float} NOT NULL, hi {float} NOT NULL)""",
         # 0: [0, 1) ms; then 8 equal steps per power of two from 1 ms to 2^20 ms; then one open bucket.
         "INSERT INTO latency_bucket (bucket, lo, hi) VALUES " + ", ".join(
@@ -129,6 +131,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE rollup_latency (
             day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, bucket INTEGER NOT NULL,
             n INTEGER NOT NULL, PRIMARY KEY (day, model, source, bucket)){without_rowid}""",
+        # All sources together, with each (day, model) histogram's running count: a quantile per day
+        # and model is then one range read, with no window function over the histogram.
+        """CREATE TABLE rollup_latency_cum (
+            day TEXT NOT NULL, model TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
+            cum INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (day, model, bucket)){without_rowid}""",
+        "CREATE INDEX ix_rollup_latency_cum_model ON rollup_latency_cum (model, bucket, day, n)",
         """CREATE TABLE rollup_run (
             run_id INTEGER NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL,
             items INTEGER NOT NULL, finished INTEGER NOT NULL, errors INTEGER NOT NULL, blocked INTEGER NOT NULL,

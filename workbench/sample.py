@@ -14,10 +14,13 @@ from storage.tables import Prompt
 from workbench import config, prompts
 
 
+SAMPLE_PROMPT_FILES = ("prompts.yaml", "rag_prompt.yaml")
+
+
 def load_sample_prompts(path=None) -> list[str]:
-    path = path or config.SAMPLE_DATA / "prompts.yaml"
+    paths = [path] if path else [config.SAMPLE_DATA / name for name in SAMPLE_PROMPT_FILES]
     loaded = []
-    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entries = [entry for p in paths for entry in yaml.safe_load(p.read_text(encoding="utf-8"))]
     with session() as s:
         existing = set(s.exec(select(Prompt.name)).all())
     for entry in entries:
