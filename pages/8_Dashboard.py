@@ -16,7 +16,7 @@ st.title("📊 Dashboard")
 options = dashboard.filter_options()
 today = dashboard.utc_today()
 runs = dict(options["runs"])
-cols = st.columns([2, 3, 2, 2, 1, 2])
+cols = st.columns([3, 3, 2, 2, 1, 2])
 picked = cols[0].date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="dash_dates")
 models = cols[1].multiselect("Models", options["models"], key="dash_models", placeholder="all")
 sources = cols[2].multiselect("Sources", options["sources"], key="dash_sources", placeholder="all")
@@ -68,9 +68,10 @@ palette = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
 colours = {m: palette[i % len(palette)] for i, m in enumerate(view.models)}
 
 
-def panel(column, title: str, fig, frame, key: str, select: bool = False):
+def panel(column, title: str, fig, frame, key: str, select: bool = False, height: int = 420):
     """One chart with readable axes, its data as CSV, and (if asked) click selection."""
-    fig.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="",
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font_size=11))
     with column:
         event = st.plotly_chart(fig, key=key, on_select="rerun" if select else "ignore",
                                 selection_mode="points") if select else st.plotly_chart(fig, key=key)
@@ -82,36 +83,43 @@ left, right = st.columns(2)
 by = "Month" if filters.days > dashboard.MONTHLY_AFTER_DAYS else "Day"
 fig = px.bar(view.spend, x="period", y="cost_usd", color="model", color_discrete_map=colours, custom_data=["model"],
              labels={"period": by, "cost_usd": "Spend (USD)"}).update_yaxes(tickprefix="$")
+fig.update_xaxes(title=None, tickformat="%b %d" if by == "Day" else "%b %Y")
 spend_points = panel(left, f"Spend per {by.lower()} by model — click a bar for its calls", fig, view.spend,
                      "dash_spend", select=True)
-tokens = view.tokens.melt(id_vars=["model"], value_vars=["input_tokens", "output_tokens"], var_name="direction",
-                          value_name="tokens").replace({"input_tokens": "in", "output_tokens": "out"})
-fig = px.bar(tokens, x="model", y="tokens", color="model", pattern_shape="direction", barmode="group",
-             color_discrete_map=colours, labels={"tokens": "Tokens", "model": ""})
+bar_colours = [colours.get(m) for m in view.tokens["model"]]
+fig = go.Figure([go.Bar(y=view.tokens["model"], x=view.tokens[f"{side}put_tokens"], name=side, orientation="h",
+                        marker=dict(color=bar_colours, pattern_shape=shape)) for side, shape in (("in", ""), ("out", "/"))])
+fig.update_layout(barmode="group", xaxis_title="Tokens", yaxis=dict(autorange="reversed"), showlegend=False)
 panel(right, "Tokens in (plain) and out (hatched) by model", fig, view.tokens, "dash_tokens")
 
 left, right = st.columns(2)
+labels = sorted(view.versions["prompt_version"].unique(), key=lambda v: (v == "(no version)", v))
 fig = px.bar(view.versions, x="cost_usd", y="prompt_version", color="model", orientation="h",
-             color_discrete_map=colours, labels={"cost_usd": "Spend (USD)", "prompt_version": ""})
-panel(left, "Spend per prompt version", fig.update_xaxes(tickprefix="$"), view.versions, "dash_versions")
-fig = go.Figure([go.Box(name=r.model, q1=[r.p25], median=[r.p50], q3=[r.p75], lowerfence=[r.p5], upperfence=[r.p95],
-                        marker_color=colours.get(r.model)) for r in view.latency_models.itertuples()])
-fig.update_layout(showlegend=False, yaxis_title="Latency (ms, log)", yaxis_type="log")
+             color_discrete_map=colours, category_orders={"prompt_version": labels},
+             labels={"cost_usd": "Spend (USD)", "prompt_version": ""})
+versions_height = max(420, 120 + 18 * len(labels))
+panel(left, "Spend per prompt version", fig.update_xaxes(tickprefix="$"), view.versions, "dash_versions",
+      height=versions_height)
+fig = go.Figure([go.Box(y=[r.model], q1=[r.p25], median=[r.p50], q3=[r.p75], lowerfence=[r.p5], upperfence=[r.p95],
+                        name=r.model, orientation="h", marker_color=colours.get(r.model))
+                 for r in view.latency_models.itertuples()])
+fig.update_layout(showlegend=False, xaxis_title="Latency (ms, log scale)", xaxis_type="log",
+                  yaxis=dict(autorange="reversed"))
 panel(right, "Latency by model (box p25–p75, whiskers p5–p95)", fig, view.latency_models, "dash_latency")
 
 left, right = st.columns(2)
 fig = px.line(view.latency_days, x="day", y="p95_ms", color="model", markers=True, color_discrete_map=colours,
-              labels={"day": "Day", "p95_ms": "p95 latency (ms)"})
+              labels={"day": "Day", "p95_ms": "p95 latency (ms)"}).update_xaxes(title=None, tickformat="%b %d")
 panel(left, "p95 latency per day", fig, view.latency_days, "dash_p95")
 fig = px.bar(view.errors, x="error_type", y="calls", color="model", color_discrete_map=colours, custom_data=["model"],
-             labels={"error_type": "Error type", "calls": "Failed calls"})
+             labels={"error_type": "Error type", "calls": "Failed calls"}).update_xaxes(title=None)
 error_points = panel(right, "Errors by type — click a bar for its calls", fig, view.errors, "dash_errors", select=True)
 
 if not view.quality.empty:
     fig = px.line(view.quality, x="run_id", y="value", color="prompt_version", facet_col="scorer", facet_col_wrap=3,
                   markers=True, custom_data=["run_id"], hover_data=["run", "metric", "n"],
                   labels={"run_id": "Run (in start order)", "value": "Pass rate / mean score", "prompt_version": ""})
-    fig.update_yaxes(range=[0, 1.05])
+    fig.update_yaxes(range=[0, 1.05]).for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     points = panel(st.container(), "Quality per run: each scorer's pass rate (or mean) by prompt version",
                    fig, view.quality, "dash_quality", select=True)
     if points and st.button(f"Open run #{points[0]['customdata'][0]} on the Runs page", key="dash_open_run"):

@@ -334,5 +334,7 @@ def test_the_same_panels_on_postgresql(monkeypatch, request):
                   test_budget_status_and_month_projection):
         _empty_postgres()
         check()
-    _empty_postgres()
-    test_guardrail_rate_quality_in_run_order_and_cost_per_1000_rows(two_runs.__wrapped__())
+    for check in (test_guardrail_rate_quality_in_run_order_and_cost_per_1000_rows,
+                  test_rollups_follow_new_calls_rescoring_and_runs_that_change):
+        _empty_postgres()
+        check(two_runs.__wrapped__())

@@ -89,7 +89,7 @@ def test_diff_side_by_side_and_settings():
 def test_sample_data_loads_once():
     first = sample.load_all()
     assert first["prompts"] == ["support-answer", "summarizer", "json-extractor", "rag-answer"]
-    assert first["datasets"] == ["support_qa"]
+    assert first["datasets"] == ["support_qa", "rag_qa"]
     assert sample.load_all() == {"prompts": [], "datasets": []}
     assert len(prompts.versions("support-answer")) == 2
     assert prompts.labels_of("support-answer") == {"production": 1, "staging": 2}

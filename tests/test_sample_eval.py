@@ -28,3 +28,26 @@ def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path):
         "thresholds: {error_rate: 0.0, not_rambling.pass_rate: 0.5}", "thresholds: {has_key_fact.pass_rate: 1.01}"))
     assert cli.main(["eval", str(strict), "--limit", "3", "--quiet"]) == 1
     assert runs.progress(runs.list_runs()[0]["id"])["cached"] == 12  # 6 answers and their 6 judge calls
+
+
+@pytest.mark.slow
+def test_sample_rag_eval_on_two_index_configs(tmp_path):
+    """Two chunkings of the sample corpus, each evaluated through `workbench eval`, compared per row."""
+    from workbench import stats
+
+    assert cli.main(["init"]) == 0
+    corpus = str(config.SAMPLE_DATA / "rag_corpus")
+    assert cli.main(["index", "build", corpus, "--name", "help", "--chunk-size", "800", "--overlap", "100"]) == 0
+    assert cli.main(["index", "build", corpus, "--name", "help-small", "--chunk-size", "256", "--overlap", "32"]) == 0
+    text = open(config.SAMPLE_DATA / "eval_rag.yaml").read()
+    small = tmp_path / "small.yaml"
+    small.write_text(text.replace("index: help,", "index: help-small,"))
+    assert cli.main(["eval", str(config.SAMPLE_DATA / "eval_rag.yaml"), "--limit", "4", "--quiet"]) == 0
+    assert cli.main(["eval", str(small), "--limit", "4", "--quiet"]) in (0, 1)  # thresholds may differ
+    big_run, small_run = sorted(r["id"] for r in runs.list_runs())
+    def recall(run_id):
+        return {r["row_key"]: r["retrieval_recall.score"] for r in runs.results(run_id, limit=None)}
+    a, b = recall(big_run), recall(small_run)
+    assert set(a) == set(b) and len(a) == 4
+    result = stats.paired_difference([a[k] for k in sorted(a)], [b[k] for k in sorted(b)])
+    assert result.n >= 3 and result.ci_low <= result.diff <= result.ci_high

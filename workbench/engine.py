@@ -114,6 +114,7 @@ def _prepare(run: Run, work: list[WorkItem], rows: dict) -> list[tuple[WorkItem,
     specs = runs.model_specs(run)
     versions: dict[int, PromptVersion] = {}
     failures = []
+    rows = _with_retrieval(run, rows, {item.row_id for item in work})
     for item in work:
         version = versions.get(item.prompt_version_id) or prompts.version_by_id(item.prompt_version_id)
         versions[item.prompt_version_id] = version
@@ -131,6 +132,25 @@ def _prepare(run: Run, work: list[WorkItem], rows: dict) -> list[tuple[WorkItem,
             continue
         item.digest = request_hash(item.spec, item.messages, item.spec.params)
     return failures
+
+
+def _with_retrieval(run: Run, rows: dict, row_ids: set[int]) -> dict:
+    """For a RAG run, add each row's retrieved chunks (`_retrieved`) and `context` (what
+    {{context}} becomes). Retrieval is deterministic for an index version, so a resumed run
+    retrieves the same chunks again instead of storing them twice."""
+    rag = run.config.get("rag")
+    if not rag or not row_ids:
+        return rows
+    from workbench.rag import index
+    from workbench.rag.evaluate import format_context
+
+    ids = sorted(row_ids)
+    questions = [str((rows.get(i) or {}).get(rag["question_column"], "")) for i in ids]
+    retrieved = index.query_many(rag["index_version_id"], questions, k=rag["k"])
+    out = dict(rows)
+    for row_id, chunks in zip(ids, retrieved):
+        out[row_id] = {**(rows.get(row_id) or {}), "context": format_context(chunks), "_retrieved": chunks}
+    return out
 
 
 def _cached_calls(digests: set[str]) -> dict[str, dict]:

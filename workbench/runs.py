@@ -83,8 +83,10 @@ def plan_from_config(config: dict) -> RunPlan:
     except NotFound as exc:
         raise WorkbenchError(str(exc)) from None
     dataset_version = datasets.resolve_for_run(config["dataset"], base_dir=config.get("_base_dir"))
+    rag = _rag_config(config.get("rag"), dataset_version)
+    provided = {"context"} if rag else set()
     for version in versions:
-        missing = [v for v in version.variables if v not in dataset_version.columns]
+        missing = [v for v in version.variables if v not in dataset_version.columns and v not in provided]
         if missing:
             raise WorkbenchError(
                 f"Dataset '{datasets.label_of(dataset_version)}' lacks column(s) {', '.join(missing)} "
@@ -128,6 +130,8 @@ def plan_from_config(config: dict) -> RunPlan:
     public = {k: v for k, v in config.items() if not k.startswith("_")}
     public["models"] = [_public_model(entry) for entry in config["models"]]
     public["scorers"] = scorers
+    if rag:
+        public["rag"] = rag
     return RunPlan(
         name=str(config.get("description") or config.get("name") or ""),
         prompt_versions=versions, dataset_version=dataset_version, models=models, config=public,
@@ -135,6 +139,29 @@ def plan_from_config(config: dict) -> RunPlan:
         budget_usd=float(budget) if budget is not None else None, scorers=scorers,
         limit=int(limit) if limit is not None else None,
     )
+
+
+def _rag_config(rag, dataset_version) -> dict | None:
+    """Validate a `rag:` section: a ready index version, k, and the column holding the question."""
+    if not rag:
+        return None
+    from workbench.rag import index
+
+    if not isinstance(rag, dict) or not rag.get("index"):
+        raise WorkbenchError("rag: needs an index, e.g. rag: {index: help@2, k: 5}")
+    try:
+        version = index.resolve(rag["index"])
+    except (NotFound, WorkbenchError, ValueError) as exc:
+        raise WorkbenchError(f"rag.index: {exc}") from None
+    if index.effective_status(version) != "ready":
+        raise WorkbenchError(f"rag.index {index.label(version)} is not ready ({index.effective_status(version)}).")
+    column = rag.get("question_column", "question")
+    if column not in dataset_version.columns:
+        raise WorkbenchError(f"rag.question_column {column!r} is not a column of the dataset.")
+    k = int(rag.get("k", 5))
+    if not 1 <= k <= 100:
+        raise WorkbenchError("rag.k must be between 1 and 100.")
+    return {"index": index.label(version), "index_version_id": version.id, "k": k, "question_column": column}
 
 
 def _public_model(entry) -> dict | str:

@@ -39,7 +39,13 @@ def load_sample_prompts(path=None) -> list[str]:
     return loaded
 
 
-SAMPLE_DATASETS = {"support_qa": "support_qa.csv"}
+SAMPLE_DATASETS = {"support_qa": "support_qa.csv", "rag_qa": "rag_qa.jsonl"}
+
+
+SAMPLE_DESCRIPTIONS = {
+    "support_qa": "Lumen Notes support questions with the key fact a good answer contains",
+    "rag_qa": "Questions about the Lumen Notes help centre with reference answers and source passages",
+}
 
 
 def load_sample_datasets() -> list[str]:
@@ -54,8 +60,7 @@ def load_sample_datasets() -> list[str]:
             continue
         parsed = datasets.parse_dataset(path.read_bytes(), filename)
         datasets.save_version(name, parsed, note="sample data", source_filename=filename,
-                              description="Lumen Notes support questions with the key fact a good answer contains",
-                              author="sample data")
+                              description=SAMPLE_DESCRIPTIONS[name], author="sample data")
         loaded.append(name)
     return loaded
 

@@ -105,6 +105,8 @@ def scorer_name(config: dict) -> str:
         return str(config["name"])
     if config.get("type") == "llm_judge" and config.get("rubric"):
         return str(config["rubric"])
+    if config.get("type") == "retrieval":
+        return f"retrieval_{config.get('metric', 'recall')}"
     return str(config.get("type") or "scorer")
 
 
@@ -197,3 +199,4 @@ def validate_scorer_config(config) -> list[str]:
 
 from workbench.scoring import assertions  # noqa: E402,F401  (registers the deterministic scorers)
 from workbench.scoring import judge  # noqa: E402,F401  (registers llm_judge)
+from workbench.scoring import retrieval  # noqa: E402,F401  (registers retrieval)
