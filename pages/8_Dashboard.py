@@ -119,9 +119,10 @@ if not view.quality.empty:
     fig = px.line(view.quality, x="run_id", y="value", color="prompt_version", facet_col="scorer", facet_col_wrap=3,
                   markers=True, custom_data=["run_id"], hover_data=["run", "metric", "n"],
                   labels={"run_id": "Run (in start order)", "value": "Pass rate / mean score", "prompt_version": ""})
-    fig.update_yaxes(range=[0, 1.05]).for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    points = panel(st.container(), "Quality per run: each scorer's pass rate (or mean) by prompt version",
-                   fig, view.quality, "dash_quality", select=True)
+    fig.update_yaxes(range=[0, 1.05]).update_xaxes(title=None)
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    points = panel(st.container(), "Quality per run (runs in start order): each scorer's pass rate, or mean score, "
+                   "by prompt version — click a point to open its run", fig, view.quality, "dash_quality", select=True)
     if points and st.button(f"Open run #{points[0]['customdata'][0]} on the Runs page", key="dash_open_run"):
         st.session_state["run_selected"] = int(points[0]["customdata"][0])
         st.switch_page("pages/4_Runs.py")
@@ -136,7 +137,7 @@ elif error_points:
 if model:
     st.caption(f"From the chart: {model}" + (f" on {day}" if day else "") + (f", {error_type}" if error_type else "")
                + ". Click the bar again (or double-click the chart) to see all calls.")
-page = st.number_input("Page", 1, step=1, key="dash_calls_page")
+page = st.columns([1, 5])[0].number_input("Page", 1, step=1, key="dash_calls_page")
 calls, total = dashboard.calls_table(filters, int(page), 50, day=day, model=model, error_type=error_type)
 st.caption(f"{total:,} calls, 50 per page, newest first.")
 st.dataframe(calls, hide_index=True, width="stretch")

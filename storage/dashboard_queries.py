@@ -365,18 +365,18 @@ class Scope:
         return first, datetime.combine(date.fromisoformat(self.last_day), dtime(), timezone.utc) + timedelta(days=1)
 
 
-def ledger_where(scope: Scope, call: Table = call) -> list:
+def ledger_where(scope: Scope, ledger: Table = call) -> list:
     """The scope as conditions on the ledger (llm_call, or a narrow page's copy of its calls)."""
     first, after = scope.bounds()
-    where = [call.c.created_at >= first, call.c.created_at < after, call.c.id <= scope.upto]
+    where = [ledger.c.created_at >= first, ledger.c.created_at < after, ledger.c.id <= scope.upto]
     if scope.models:
-        where.append(call.c.model.in_(scope.models))
+        where.append(ledger.c.model.in_(scope.models))
     if scope.sources:
-        where.append(call.c.source.in_(scope.sources))
+        where.append(ledger.c.source.in_(scope.sources))
     if scope.version_ids is not None:
-        where.append(call.c.prompt_version_id.in_(scope.version_ids))
+        where.append(ledger.c.prompt_version_id.in_(scope.version_ids))
     if scope.run_id is not None:
-        where.append(call.c.run_id == scope.run_id)
+        where.append(ledger.c.run_id == scope.run_id)
     return where
 
 

@@ -2,7 +2,9 @@
 
 Every figure here is aggregated in SQL (storage/dashboard_queries.py, which also explains the
 rollups that keep this fast at a million calls); this module turns filters into a scope, asks
-for each panel and shapes the small results into what a page or the CLI shows. Days are UTC.
+for each panel and shapes the small, already aggregated results into DataFrames for a page.
+Days are UTC. Percentiles: the headline p50/p95/p99 are exact (nearest rank); per-model boxes
+and p95 per day are read off latency histograms, within one bucket (12.5%) of exact.
 """
 
 from __future__ import annotations
@@ -208,6 +210,8 @@ def calls_table(filters: Filters, page: int = 1, page_size: int = 50, day: date 
 
 
 def filter_options() -> dict:
+    """What the filters offer: models seen in the ledger, sources, prompts with versions, recent runs."""
+    q.refresh(engine())
     with engine().connect() as conn:
         return {"models": q.known_models(conn), "sources": list(SOURCES), "prompts": q.prompt_choices(conn),
                 "runs": q.run_choices(conn)}
@@ -253,8 +257,8 @@ def budget_status(now: datetime | None = None) -> dict | None:
     month_start = today.replace(day=1)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     elapsed_today = (now - datetime.combine(today, datetime.min.time())).total_seconds() / 86400
-    week_start = max(today - timedelta(days=6), date.min)
-    upto = q.refresh(engine())  # noqa: F841  (spend is read from rollups made current here)
+    week_start = today - timedelta(days=6)
+    q.refresh(engine())  # spend is read from the rollups, made current here
     with engine().connect() as conn:
         spent_today = q.spend_between(conn, today.isoformat(), today.isoformat())
         month_to_date = q.spend_between(conn, month_start.isoformat(), today.isoformat())
