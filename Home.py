@@ -27,5 +27,6 @@ st.page_link("pages/2_Playground.py", label="Playground: try a version on severa
 st.page_link("pages/3_Datasets.py", label="Datasets: upload, validate, version and export eval data", icon="🗂️")
 st.page_link("pages/4_Runs.py", label="Runs: prompt versions × dataset × models, in the background", icon="🏃")
 st.page_link("pages/5_Scorers.py", label="Scorers: LLM-judge rubrics and saved assertions", icon="⚖️")
+st.page_link("pages/6_Compare.py", label="Compare: is B better than A? Paired statistics, pairwise judge, promote", icon="⚖️")
 st.page_link("pages/8_Dashboard.py", label="Dashboard: spend, latency, errors, guardrails and quality over time", icon="📊")
 st.page_link("pages/7_RAG.py", label="RAG: build Chroma indexes, query them, evaluate retrieval and answers", icon="📚")

@@ -10,7 +10,7 @@ SAMPLE = str(config.SAMPLE_DATA / "eval_support.yaml")
 
 
 @pytest.mark.slow
-def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path):
+def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path, capsys):
     assert cli.main(["init"]) == 0
     out = tmp_path / "results.csv"
     code = cli.main(["eval", SAMPLE, "--limit", "3", "--quiet", "--output", str(out)])
@@ -22,6 +22,11 @@ def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 6 and all(r["output"] for r in rows)
     assert all(r["correctness.reason"] for r in rows)  # a judge reason, or why the reply was unreadable
+    # The statistics of v1 vs v2 (one run, two prompt versions) from a terminal.
+    capsys.readouterr()
+    assert cli.main(["compare", str(run_id)]) == 0
+    printed = capsys.readouterr().out
+    assert "has_key_fact" in printed and "95% CI" in printed
     # A threshold the run cannot meet makes the CLI fail; the rerun is served from the cache.
     strict = tmp_path / "strict.yaml"
     strict.write_text(open(SAMPLE).read().replace(
@@ -31,7 +36,7 @@ def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path):
 
 
 @pytest.mark.slow
-def test_sample_rag_eval_on_two_index_configs(tmp_path):
+def test_sample_rag_eval_on_two_index_configs(tmp_path, capsys):
     """Two chunkings of the sample corpus, each evaluated through `workbench eval`, compared per row."""
     from workbench import stats
 
@@ -51,3 +56,6 @@ def test_sample_rag_eval_on_two_index_configs(tmp_path):
     assert set(a) == set(b) and len(a) == 4
     result = stats.paired_difference([a[k] for k in sorted(a)], [b[k] for k in sorted(b)])
     assert result.n >= 3 and result.ci_low <= result.diff <= result.ci_high
+    capsys.readouterr()
+    assert cli.main(["compare", str(big_run), str(small_run)]) == 0  # which index retrieves better, with intervals
+    assert "retrieval_recall" in capsys.readouterr().out

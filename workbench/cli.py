@@ -149,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N dataset rows (a quick smoke test)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+    from workbench.compare import add_cli as add_compare_cli
     from workbench.rag.cli import add_cli as add_index_cli
 
+    add_compare_cli(sub)
     add_index_cli(sub)
     return parser
 
