@@ -16,11 +16,15 @@ st.title("📝 Prompts")
 NEW = "➕ New prompt"
 listing = prompts.list_prompts()
 if listing:
-    st.dataframe(pd.DataFrame(listing).fillna("—"), hide_index=True, width="stretch")
+    # Label columns hold a version number or nothing; a "—" filler would mix text into numbers.
+    st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch",
+                 column_config={label: st.column_config.NumberColumn(format="v%d") for label in prompts.LABELS})
 names = [p["name"] for p in listing]
 if "select_after_save" in st.session_state:  # a widget's value can only be set before it is drawn
     st.session_state["prompt_choice"] = st.session_state.pop("select_after_save")
-choice = st.selectbox("Prompt", [NEW] + names, index=1 if names else 0, key="prompt_choice")
+# The first prompt is preselected through session state: a widget default as well would warn.
+st.session_state.setdefault("prompt_choice", names[0] if names else NEW)
+choice = st.selectbox("Prompt", [NEW] + names, key="prompt_choice")
 creating = choice == NEW
 history = [] if creating else prompts.versions(choice)
 latest = history[-1] if history else None

@@ -85,3 +85,28 @@ def test_embedded_model_returns_top_logprobs_for_weighted_judging():
     assert result.ok and result.logprobs
     first = result.logprobs[0]
     assert len(first["top"]) == 3 and all(t["logprob"] <= 0 for t in first["top"])
+
+
+@pytest.mark.slow
+def test_converted_checkpoint_generates_what_the_loaded_model_does(tmp_path):
+    """The cache written on first load (de-quantized safetensors) must be the same model, or
+    every later process would quietly answer differently from the GGUF."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workbench import local_model
+
+    model, tokenizer = local_model.load()
+    target = tmp_path / "checkpoint"
+    local_model._save_checkpoint(model, tokenizer, target)
+    assert (target / "complete").exists() and not list(tmp_path.glob(".*partial"))
+    assert "quantization_config" not in (target / "config.json").read_text()
+    reloaded = AutoModelForCausalLM.from_pretrained(str(target)).eval()
+    reloaded_tokenizer = AutoTokenizer.from_pretrained(str(target))
+    messages = [{"role": "user", "content": "Name a colour."}]
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    again = reloaded_tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                   return_dict=True)
+    assert torch.equal(inputs["input_ids"], again["input_ids"])
+    with torch.inference_mode():
+        assert torch.equal(model(**inputs).logits, reloaded(**again).logits)

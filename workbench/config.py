@@ -29,6 +29,13 @@ def home() -> Path:
     return path
 
 
+def model_cache() -> Path:
+    """Where converted model checkpoints are kept: shared by every WORKBENCH_HOME on the machine,
+    since they depend only on the installed model file (tests move the home per test)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prompt-workbench"
+    return Path(os.environ.get("WORKBENCH_MODEL_CACHE") or default).expanduser()
+
+
 def database_url() -> str:
     return os.environ.get("WORKBENCH_DATABASE_URL") or f"sqlite:///{home() / 'workbench.db'}"
 

@@ -6,17 +6,27 @@ here and compiles from source for minutes. transformers reads GGUF directly (wit
 the wheel without its dependencies and load the file ourselves. The model is loaded
 once per process and generation is serialized: one small model on two cores gains
 nothing from parallel calls and would only thrash.
+
+Reading the GGUF is slow in transformers (its metadata, a 49k-token vocabulary, is parsed
+value by value, once for the tokenizer, once for the config and once for the weights:
+about 40 s here, and minutes on a busy server whose threads share the GIL). So the first
+load also writes the de-quantized checkpoint (safetensors + tokenizer.json, ~0.5 GB) to
+the model cache, keyed to the GGUF file and the transformers version, and later loads
+read that in a few seconds. `scripts/install` does the first load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
 
-from workbench import config  # noqa: F401  (sets offline switches before transformers loads)
+from workbench import config  # (also sets offline switches before transformers loads)
 
 MODEL_ID = "local/smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,11 +68,49 @@ def load():
             hf_logging.set_verbosity_error()
             torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
             path = gguf_path()
-            _tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+            checkpoint = checkpoint_dir(path)
+            if (checkpoint / "complete").exists():
+                tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+                model = AutoModelForCausalLM.from_pretrained(str(checkpoint))
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+                model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+                _save_checkpoint(model, tokenizer, checkpoint)
             model.eval()
-            _model = model
+            _model, _tokenizer = model, tokenizer
     return _model, _tokenizer
+
+
+def checkpoint_dir(path: Path) -> Path:
+    """The converted checkpoint's folder: a new GGUF file or transformers release gets a new one."""
+    import transformers
+
+    stat = path.stat()
+    key = f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}:{transformers.__version__}"
+    return config.model_cache() / f"smollm2-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _save_checkpoint(model, tokenizer, target: Path) -> None:
+    """Write the de-quantized model next to nothing else, then rename into place, so a reader
+    never sees half a checkpoint. A cache that cannot be written only costs speed."""
+    from safetensors.torch import save_model
+
+    staging = target.parent / f".{target.name}.{os.getpid()}.partial"
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        model.config.save_pretrained(staging)
+        settings = json.loads((staging / "config.json").read_text())
+        settings.pop("quantization_config", None)  # the weights below are plain float tensors
+        (staging / "config.json").write_text(json.dumps(settings, indent=1))
+        model.generation_config.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        save_model(model, str(staging / "model.safetensors"))
+        (staging / "complete").write_text("ok\n")
+        staging.rename(target)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def count_tokens(text: str) -> int:
