@@ -22,6 +22,10 @@ def cmd_serve(args) -> int:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(args.port), "--server.address", args.address,
         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        # Streamlit runs a full gc.collect() after every script run. With torch, transformers and
+        # litellm loaded that takes most of a second while holding the GIL, and the live-progress
+        # fragments rerun every second: background runs on the embedded model crawled.
+        "--runner.postScriptGC", "false",
     ]
     print(f"Prompt Workbench on http://{args.address}:{args.port}  (data in {config.home()})")
     return subprocess.call(command, env=os.environ.copy())
