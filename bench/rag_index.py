@@ -32,11 +32,10 @@ sys.path.insert(0, str(ROOT))
 def replicate_corpus(target: Path, chunks_wanted: int) -> int:
     """Copies of the sample help centre, each copy's text made distinct (so nothing is deduplicated
     by content hash), until the corpus holds about `chunks_wanted` chunks. Returns the copies made."""
-    from workbench.rag import chunking, documents, index
+    from workbench.rag import documents
 
     docs, _ = documents.load_documents(ROOT / "sample_data" / "rag_corpus")
-    per_copy = sum(len(chunking.chunk_text(d.text, index.DEFAULT_CHUNKER, index.DEFAULT_CHUNK_SIZE,
-                                           index.DEFAULT_OVERLAP)) for d in docs)
+    per_copy = len(chunk_texts(docs))
     copies = max(1, round(chunks_wanted / per_copy))
     for copy in range(copies):
         for doc in docs:
@@ -46,11 +45,10 @@ def replicate_corpus(target: Path, chunks_wanted: int) -> int:
     return copies
 
 
-def chunk_texts(folder: Path) -> list[str]:
-    """The chunk texts a build of `folder` embeds, cut the way the build cuts them."""
-    from workbench.rag import chunking, documents, index
+def chunk_texts(docs) -> list[str]:
+    """The chunk texts a build of `docs` embeds, cut the way the build cuts them (default config)."""
+    from workbench.rag import chunking, index
 
-    docs, _ = documents.load_documents(folder)
     return [c.text for d in docs for c in chunking.chunk_text(d.text, index.DEFAULT_CHUNKER,
                                                               index.DEFAULT_CHUNK_SIZE, index.DEFAULT_OVERLAP)]
 
@@ -82,10 +80,10 @@ def main(argv=None) -> int:
     corpus = work / "corpus"
     corpus.mkdir()
     from workbench import embeddings
-    from workbench.rag import index
+    from workbench.rag import documents, index
 
     copies = replicate_corpus(corpus, args.chunks)
-    texts = chunk_texts(corpus)
+    texts = chunk_texts(documents.load_documents(corpus)[0])
     print(f"corpus: {copies} copies of the sample help centre, {len(list(corpus.iterdir()))} documents, "
           f"{len(texts)} chunks ({index.DEFAULT_CHUNKER}, {index.DEFAULT_CHUNK_SIZE}/{index.DEFAULT_OVERLAP})")
 
