@@ -91,7 +91,7 @@ def checkpoint_dir(path: Path) -> Path:
 
 
 def _save_checkpoint(model, tokenizer, target: Path) -> None:
-    """Write the de-quantized model next to nothing else, then rename into place, so a reader
+    """Write the de-quantized model into a staging folder, then rename it into place, so a reader
     never sees half a checkpoint. A cache that cannot be written only costs speed."""
     from safetensors.torch import save_model
 
