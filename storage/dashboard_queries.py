@@ -64,10 +64,10 @@ rollup_call = Table(
     Column("calls", Integer), Column("cached", Integer), Column("priced", Integer), Column("cost_usd", Float),
     Column("input_tokens", Integer), Column("output_tokens", Integer))
 rollup_version = Table(
-    "rollup_version", meta, Column("prompt_version_id", Integer, primary_key=True), Column("model", Text, primary_key=True),
-    Column("day", Text, primary_key=True), Column("source", Text, primary_key=True),
-    Column("calls", Integer), Column("priced", Integer), Column("cost_usd", Float),
-    Column("input_tokens", Integer), Column("output_tokens", Integer))
+    "rollup_version", meta, Column("day", Text, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
+    Column("model", Text, primary_key=True), Column("source", Text, primary_key=True),
+    Column("error_type", Text, primary_key=True), Column("calls", Integer), Column("cached", Integer),
+    Column("priced", Integer), Column("cost_usd", Float), Column("input_tokens", Integer), Column("output_tokens", Integer))
 latency_bucket = Table("latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float),
                        Column("hi", Float))
 rollup_latency = Table(
@@ -76,6 +76,10 @@ rollup_latency = Table(
 rollup_latency_cum = Table(
     "rollup_latency_cum", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
     Column("bucket", Integer, primary_key=True), Column("n", Integer), Column("cum", Integer), Column("total", Integer))
+rollup_latency_version = Table(
+    "rollup_latency_version", meta, Column("prompt_version_id", Integer, primary_key=True),
+    Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True), Column("n", Integer))
 rollup_run = Table(
     "rollup_run", meta, Column("run_id", Integer, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
     Column("model", Text, primary_key=True), Column("items", Integer), Column("finished", Integer),
@@ -105,6 +109,7 @@ class Rollups:
     version: Table
     latency: Table
     latency_cum: Table
+    latency_version: Table | None = None  # only the stored set keeps histograms per prompt version
 
     @property
     def tables(self) -> tuple[Table, ...]:
@@ -116,7 +121,9 @@ def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
                  *extra, prefixes=["TEMPORARY"])
 
 
-STORED = Rollups(call, rollup_call, rollup_version, rollup_latency, rollup_latency_cum)
+STORED = Rollups(call, rollup_call, rollup_version, rollup_latency, rollup_latency_cum, rollup_latency_version)
+# A prompt or version filter reads the version-keyed rollups: the same columns, one more key.
+VERSIONED = Rollups(call, rollup_version, rollup_version, rollup_latency_version, rollup_latency_version)
 _narrow_meta = MetaData()
 # A narrow page's calls, with their day and latency bucket worked out once while copying.
 NARROW = Rollups(_temporary(call, [call.c[name] for name in CALL_COLUMNS], _narrow_meta,
@@ -194,41 +201,101 @@ def _chunks(values: list, size: int = 500):
 
 # --- keeping the rollups current ----------------------------------------------------------------
 
-def _fold_calls(conn: Connection, where, into: Rollups = STORED, parts=("call", "version", "latency")) -> None:
-    """Add the rows of `into.ledger` matching `where` to that set's day rollups."""
+def _fold_calls(conn: Connection, where, into: Rollups = STORED,
+                parts=("call", "version", "latency", "latency_version")) -> None:
+    """Add the rows of `into.ledger` matching `where` to that set's day rollups, then rebuild the
+    week rows of the weeks they touched."""
     call = into.ledger
     day = call.c.day if "day" in call.c else day_of(call.c.created_at)
     bucket = call.c.bucket if "bucket" in call.c else bucket_of(call.c.latency_ms)
+    first, last = conn.execute(select(func.min(call.c.created_at), func.max(call.c.created_at)).where(where)).one()
+    if first is None:
+        return
     rows = select(
         day.label("day"), call.c.model, call.c.source,
         func.coalesce(call.c.error_type, "").label("error_type"),
         func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id"),
         case((call.c.cached, 1), else_=0).label("hit"), call.c.cost_usd, call.c.input_tokens, call.c.output_tokens,
     ).where(where).subquery()
-    sums = [func.count(), func.count(rows.c.cost_usd), func.coalesce(func.sum(rows.c.cost_usd), 0.0),
+    sums = [func.count(), func.sum(rows.c.hit), func.count(rows.c.cost_usd),
+            func.coalesce(func.sum(rows.c.cost_usd), 0.0),
             func.coalesce(func.sum(rows.c.input_tokens), 0), func.coalesce(func.sum(rows.c.output_tokens), 0)]
+    measures = ["calls", "cached", "priced", "cost_usd", "input_tokens", "output_tokens"]
+    touched = []
     if "call" in parts:
         keys = [rows.c.day, rows.c.model, rows.c.source, rows.c.error_type]
-        query = select(*keys, sums[0], func.sum(rows.c.hit), *sums[1:]).group_by(*keys)
-        _upsert(conn, into.call, query, ["day", "model", "source", "error_type"],
-                ["calls", "cached", "priced", "cost_usd", "input_tokens", "output_tokens"])
+        _upsert(conn, into.call, select(*keys, *sums).group_by(*keys), [k.name for k in keys], measures)
+        touched.append(into.call)
     if "version" in parts:
-        keys = [rows.c.prompt_version_id, rows.c.model, rows.c.day, rows.c.source]
-        _upsert(conn, into.version, select(*keys, *sums).group_by(*keys),
-                ["prompt_version_id", "model", "day", "source"],
-                ["calls", "priced", "cost_usd", "input_tokens", "output_tokens"])
-    if "latency" in parts:
-        timed = [where, call.c.cached == false(), call.c.latency_ms.is_not(None)]
-        hist = select(day.label("day"), call.c.model, call.c.source, bucket.label("bucket")).where(*timed).subquery()
-        keys = [hist.c.day, hist.c.model, hist.c.source, hist.c.bucket]
-        _upsert(conn, into.latency, select(*keys, func.count()).group_by(*keys),
-                ["day", "model", "source", "bucket"], ["n"])
-        keys = [hist.c.day, hist.c.model, hist.c.bucket]
-        _upsert(conn, into.latency_cum, select(*keys, func.count(), literal_column("0"), literal_column("0"))
-                .group_by(*keys), ["day", "model", "bucket"], ["n"], zeros=("cum", "total"))
-        first, last = conn.execute(select(func.min(call.c.created_at), func.max(call.c.created_at)).where(*timed)).one()
-        if first is not None:
+        keys = [rows.c.day, rows.c.prompt_version_id, rows.c.model, rows.c.source, rows.c.error_type]
+        _upsert(conn, into.version, select(*keys, *sums).group_by(*keys), [k.name for k in keys], measures)
+        touched.append(into.version)
+    if "latency" in parts or "latency_version" in parts:
+        hist = select(day.label("day"), call.c.model, call.c.source, bucket.label("bucket"),
+                      func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id")).where(
+            where, call.c.cached == false(), call.c.latency_ms.is_not(None)).subquery()
+        histograms = []
+        if "latency" in parts:
+            histograms += [(into.latency, [hist.c.day, hist.c.model, hist.c.source, hist.c.bucket], ()),
+                           (into.latency_cum, [hist.c.day, hist.c.model, hist.c.bucket], ("cum", "total"))]
+        if "latency_version" in parts and into.latency_version is not None:
+            histograms.append((into.latency_version,
+                               [hist.c.prompt_version_id, hist.c.day, hist.c.model, hist.c.bucket], ()))
+        for table, keys, zeros in histograms:
+            _upsert(conn, table, select(*keys, func.count(), *[literal_column("0") for _ in zeros]).group_by(*keys),
+                    [k.name for k in keys], ["n"], zeros=zeros)
+            touched.append(table)
+        if "latency" in parts:
             _recount(conn, into.latency_cum, _day(first), _day(last))
+    _fold_weeks(conn, touched, _day(first), _day(last))
+
+
+# --- week rows ----------------------------------------------------------------------------------
+# Each day rollup also holds one row per week and key, `day` = WEEK + the week's Monday (ISO
+# weeks, UTC). 'w' sorts after every digit, so a plain day range never sees week rows, and a
+# range of weeks is a range of keys. A long date range reads its whole weeks from week rows and
+# only the days at its two ends from day rows: a quarter is ~25 periods instead of ~90.
+
+WEEK = "w"
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+class week_of(FunctionElement):
+    """The week key of a rollup's 'YYYY-MM-DD' day: 'w' + that week's Monday."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(week_of, "sqlite")
+def _week_of_sqlite(element, compiler, **kw):
+    return f"'{WEEK}' || date(%s, 'weekday 0', '-6 days')" % compiler.process(element.clauses, **kw)
+
+
+@compiles(week_of)
+def _week_of_default(element, compiler, **kw):
+    return f"'{WEEK}' || to_char(date_trunc('week', CAST(%s AS date)), 'YYYY-MM-DD')" % compiler.process(
+        element.clauses, **kw)
+
+
+def _fold_weeks(conn: Connection, tables, first_day: str, last_day: str) -> None:
+    """Recompute the week rows of every week that has a day in first_day..last_day, from the day rows."""
+    first, last = _monday(date.fromisoformat(first_day)), _monday(date.fromisoformat(last_day))
+    for table in tables:
+        keys = [c for c in table.primary_key.columns if c.name != "day"]
+        measures = [c for c in table.columns if not c.primary_key]
+        conn.execute(delete(table).where(table.c.day >= WEEK + first.isoformat(), table.c.day <= WEEK + last.isoformat()))
+        week = week_of(table.c.day)
+        # A week row's running counts are unused (p95 per day reads day rows): stored as 0.
+        sums = [literal_column("0") if c.name in ("cum", "total") else func.sum(c) for c in measures]
+        conn.execute(table.insert().from_select(
+            ["day", *[c.name for c in keys], *[c.name for c in measures]],
+            select(week, *keys, *sums)
+            .where(table.c.day >= first.isoformat(), table.c.day <= (last + timedelta(days=6)).isoformat())
+            .group_by(week, *keys)))
 
 
 def _day(value) -> str:
@@ -335,6 +402,7 @@ def rebuild_model(conn: Connection, model: str) -> None:
     mark = conn.execute(select(rollup_state.c.last_id).where(rollup_state.c.name == "llm_call")).scalar_one()
     for table in (rollup_call, rollup_version):
         conn.execute(delete(table).where(table.c.model == model))
+    # Week rows are rebuilt from day rows, so the other models' weeks come back unchanged.
     _fold_calls(conn, and_(call.c.model == model, call.c.id <= mark), parts=("call", "version"))
 
 
@@ -357,7 +425,8 @@ class Scope:
 
     @property
     def narrow(self) -> bool:
-        return self.version_ids is not None or self.run_id is not None
+        """Whether no stored rollup has the keys to answer it (a run, or a version and a source)."""
+        return self.run_id is not None or (self.version_ids is not None and bool(self.sources))
 
     def bounds(self) -> tuple[datetime, datetime]:
         """[first day 00:00, day after the last 00:00) in UTC."""
@@ -400,25 +469,56 @@ def drop_narrow(conn: Connection) -> None:
         table.drop(conn, checkfirst=True)
 
 
-def _keys_where(table, scope: Scope) -> list:
-    """Date, model and source conditions on a day rollup."""
-    where = [table.c.day >= scope.first_day, table.c.day <= scope.last_day]
+def rollups_for(scope: Scope) -> Scope:
+    """The scope reading the stored rollups that hold its keys: the version-keyed ones for a
+    prompt or version filter. (A narrow scope gets its own from `build_narrow`.)"""
+    return replace(scope, rollups=VERSIONED if scope.version_ids is not None and not scope.narrow else STORED)
+
+
+def _periods(scope: Scope, weeks: bool = True) -> list[tuple[str, str]]:
+    """The scope's days as inclusive ranges of rollup keys: its whole weeks as one range of week
+    rows and the days at either end as day rows (or just the days, for panels by day)."""
+    first, last = date.fromisoformat(scope.first_day), date.fromisoformat(scope.last_day)
+    week_first = _monday(first + timedelta(days=6))  # the first Monday on or after `first`
+    week_last = _monday(last + timedelta(days=1)) - timedelta(days=7)  # Monday of the last whole week
+    if not weeks or week_first > week_last:
+        return [(scope.first_day, scope.last_day)]
+    ranges = [(WEEK + week_first.isoformat(), WEEK + week_last.isoformat())]
+    if first < week_first:
+        ranges.append((scope.first_day, (week_first - timedelta(days=1)).isoformat()))
+    if week_last + timedelta(days=6) < last:
+        ranges.append(((week_last + timedelta(days=7)).isoformat(), scope.last_day))
+    return ranges
+
+
+def _keys_where(table, scope: Scope, period: tuple[str, str]) -> list:
+    """One range of days (or weeks), and the model, source and prompt version conditions, on a rollup."""
+    where = [table.c.day >= period[0], table.c.day <= period[1]]
     if scope.models:
         where.append(table.c.model.in_(scope.models))
     if scope.sources:
         where.append(table.c.source.in_(scope.sources))
+    if scope.version_ids is not None and "prompt_version_id" in table.c:
+        where.append(table.c.prompt_version_id.in_(scope.version_ids))
     return where
 
 
-def _calls(scope: Scope):
-    table = scope.rollups.call
-    return select(table).where(*_keys_where(table, scope)).subquery()
+def _rows(table, scope: Scope, columns=None, weeks: bool = True):
+    """The scope's rows of a rollup as a subquery: one range read per period, UNION ALL (an OR of
+    ranges would make SQLite collect and de-duplicate the keys of every row first)."""
+    columns = [table.c[name] for name in columns] if columns else list(table.c)
+    parts = [select(*columns).where(*_keys_where(table, scope, period)) for period in _periods(scope, weeks)]
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
-def _histogram(scope: Scope):
+def _calls(scope: Scope, weeks: bool = True):
+    return _rows(scope.rollups.call, scope, weeks=weeks)
+
+
+def _histogram(scope: Scope, weeks: bool = True):
     """(day, model, bucket, n) rows for the scope; by source only when the scope picks sources."""
     table = scope.rollups.latency if scope.sources else scope.rollups.latency_cum
-    return select(table.c.day, table.c.model, table.c.bucket, table.c.n).where(*_keys_where(table, scope)).subquery()
+    return _rows(table, scope, ["day", "model", "bucket", "n"], weeks)
 
 
 def _runs(scope: Scope, table):
@@ -450,21 +550,22 @@ def totals(conn: Connection, *scopes: Scope) -> list[dict]:
     for scope in scopes:
         c = _calls(scope)
         ok = c.c.error_type == ""
-        ledger = conn.execute(select(
+        ledger = select(
             func.sum(c.c.calls), func.sum(c.c.cached), func.sum(case((ok, 0), else_=c.c.calls)),
             func.sum(case((ok, c.c.calls - c.c.priced), else_=0)), func.sum(c.c.priced), func.sum(c.c.cost_usd),
             func.sum(case((c.c.source.in_(EVAL_SOURCES), c.c.cost_usd), else_=0.0)),
-            func.sum(c.c.input_tokens), func.sum(c.c.output_tokens))).one()
-        items = conn.execute(select(
+            func.sum(c.c.input_tokens), func.sum(c.c.output_tokens)).subquery()
+        items = select(
             func.sum(rollup_run.c.finished), func.sum(rollup_run.c.blocked), func.sum(rollup_run.c.guard_checked),
-            func.sum(rollup_run.c.guard_triggered))
-            .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id)).where(*_runs(scope, rollup_run))).one()
-        out.append({k: (float(v or 0) if k.endswith("usd") else int(v or 0)) for k, v in zip(TOTALS, (*ledger, *items))})
+            func.sum(rollup_run.c.guard_triggered)) \
+            .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id)).where(*_runs(scope, rollup_run)).subquery()
+        row = conn.execute(select(ledger, items).select_from(ledger.join(items, true()))).one()  # one round trip
+        out.append({k: (float(v or 0) if k.endswith("usd") else int(v or 0)) for k, v in zip(TOTALS, row)})
     return out
 
 
 def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[dict]:
-    c = _calls(scope)
+    c = _calls(scope, weeks=False)
     period = func.substr(c.c.day, literal_column("1"), literal_column("7")) if month else c.c.day
     query = (select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
              .group_by(period, c.c.model).order_by(period, c.c.model))
@@ -490,10 +591,10 @@ def errors_by_type(conn: Connection, scope: Scope) -> list[dict]:
 
 def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
     """Spend per prompt version and model, labelled `prompt vN` (version 0 = calls without one)."""
-    table = scope.rollups.version
+    table = _rows(scope.rollups.version, scope, ["prompt_version_id", "model", "calls", "priced", "cost_usd"])
     grouped = (select(table.c.prompt_version_id, table.c.model, func.sum(table.c.calls).label("calls"),
                       func.sum(table.c.priced).label("priced"), func.sum(table.c.cost_usd).label("cost_usd"))
-               .where(*_keys_where(table, scope)).group_by(table.c.prompt_version_id, table.c.model).subquery())
+               .group_by(table.c.prompt_version_id, table.c.model).subquery())
     query = (select(grouped, Prompt.name, PromptVersion.version)
              .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
              .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
@@ -523,11 +624,11 @@ def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.
     for scope in scopes:
         buckets = latency_histogram(conn, scope)
         total = int(buckets[-1]["cum"]) if buckets else 0
-        found = {}
+        if not total:
+            out.append(dict.fromkeys(quantiles))
+            continue
+        lookups = []
         for q in quantiles:
-            if not total:
-                found[q] = None
-                continue
             rank = min(total, max(1, math.ceil(q * total - 1e-9)))
             hit = next(b for b in buckets if b["cum"] >= rank)
             n = int(hit["n"])
@@ -536,11 +637,11 @@ def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.
             ordered = ledger.c.latency_ms
             if offset > n // 2:  # walk in from the nearer end of the bucket
                 offset, ordered = n - 1 - offset, ordered.desc()
-            found[q] = conn.execute(
+            lookups.append(
                 select(ledger.c.latency_ms).where(*ledger_where(scope, ledger), ledger.c.cached == false(),
                                                   ledger.c.latency_ms >= hit["lo"], ledger.c.latency_ms < hit["hi"])
-                .order_by(ordered).limit(1).offset(offset)).scalar()
-        out.append(found)
+                .order_by(ordered).limit(1).offset(offset).scalar_subquery())
+        out.append(dict(zip(quantiles, conn.execute(select(*lookups)).one())))  # every lookup in one statement
     return out
 
 
@@ -575,14 +676,15 @@ def latency_quantiles_by_model(conn: Connection, scope: Scope, quantiles=(0.05, 
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
     """One quantile per day and model. Without a source filter it is read straight off the stored
     running counts of each (day, model) histogram."""
-    if scope.sources:
-        return _quantiles_from_histogram(conn, _histogram(scope), ["day", "model"], [quantile])
     t = scope.rollups.latency_cum
+    if scope.sources or "cum" not in t.c:
+        return _quantiles_from_histogram(conn, _histogram(scope, weeks=False), ["day", "model"], [quantile])
     target = _num(quantile) * t.c.total
     value = _interpolate(target, t.c.cum - t.c.n, t.c.n, t.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
     query = (select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
              .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
-             .where(*_keys_where(t, scope), t.c.cum >= target, t.c.cum - t.c.n < target).order_by(t.c.day, t.c.model))
+             .where(*_keys_where(t, scope, (scope.first_day, scope.last_day)), t.c.cum >= target, t.c.cum - t.c.n < target)
+             .order_by(t.c.day, t.c.model))
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
@@ -643,7 +745,8 @@ def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
 
 
 def known_models(conn: Connection) -> list[str]:
-    return list(conn.execute(select(rollup_call.c.model).distinct().order_by(rollup_call.c.model)).scalars())
+    weeks = rollup_call.c.day >= WEEK  # every model has week rows, and there are 7x fewer of them
+    return list(conn.execute(select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model)).scalars())
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:

@@ -290,6 +290,55 @@ def test_a_panel_downloads_as_csv():
     assert back["cost_usd"].sum() == pytest.approx(0.75)
 
 
+def test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself():
+    """Long ranges read whole weeks from week rows, prompt filters read version rollups: over
+    random ranges and filters every figure must equal a plain count over the calls."""
+    rng = random.Random(11)
+    v1 = prompts.save_version("ask", template="A {{ q }}").version.id
+    v2 = prompts.save_version("ask", template="B {{ q }}").version.id
+    start = date(2025, 1, 1)
+
+    def random_calls(n: int) -> list[dict]:
+        return [{"created_at": at(start + timedelta(days=rng.randint(0, 69)), rng.randint(0, 23)),
+                 "model": rng.choice(["m/a", "m/b", "m/c"]), "source": rng.choice(["playground", "run", "rag"]),
+                 "prompt_version_id": rng.choice([v1, v2, None]), "cost_usd": rng.choice([0.01, 0.02, None]),
+                 "error_type": rng.choice([None] * 8 + ["timeout", "rate_limit"]), "cached": rng.random() < 0.1,
+                 "latency_ms": round(rng.lognormvariate(6, 0.8), 2), "input_tokens": rng.randint(1, 50)}
+                for _ in range(n)]
+
+    rows = random_calls(1500)
+    add_calls(*rows[:900])
+    dashboard.view(Filters(start, start + timedelta(days=69)))  # folds the first batch
+    add_calls(*rows[900:])  # the second batch lands in weeks that already have week rows
+    for case in range(12):
+        first = start + timedelta(days=rng.randint(0, 40))
+        filters = Filters(first, first + timedelta(days=rng.randint(0, 29)),
+                          models=rng.choice([(), ("m/b",)]), sources=rng.choice([(), (), ("run", "rag")]),
+                          prompt=rng.choice([None, "ask"]), version=rng.choice([None, 2]))
+        version_ids = {None: None, 2: {v2}}[filters.version] if filters.prompt else None
+        if filters.prompt and version_ids is None:
+            version_ids = {v1, v2}
+        mine = [r for r in rows if filters.start <= r["created_at"].date() <= filters.end
+                and (not filters.models or r["model"] in filters.models)
+                and (not filters.sources or r["source"] in filters.sources)
+                and (version_ids is None or r["prompt_version_id"] in version_ids)]
+        view = dashboard.view(filters)
+        assert view.figures["calls"]["value"] == len(mine), (case, filters)
+        assert view.figures["spend"]["value"] == pytest.approx(sum(r["cost_usd"] or 0 for r in mine)), filters
+        assert view.totals["cached"] == sum(r["cached"] for r in mine)
+        assert view.totals["errors"] == sum(r["error_type"] is not None for r in mine)
+        assert view.totals["input_tokens"] == sum(r["input_tokens"] for r in mine)
+        timed = [r["latency_ms"] for r in mine if not r["cached"]]
+        assert view.figures["p95"]["value"] == (nearest_rank(timed, 0.95) if timed else None), filters
+        by_model = {m: sum(1 for r in mine if r["model"] == m and not r["cached"]) for m in {r["model"] for r in mine}}
+        assert dict(zip(view.latency_models["model"], view.latency_models["calls"])) == \
+            {m: n for m, n in by_model.items() if n}, filters
+        assert sum(view.spend["calls"]) == len(mine) and sum(view.versions["calls"]) == len(mine)
+        assert sum(view.errors["calls"]) == view.totals["errors"]
+        assert sum(view.latency_days["calls"]) == len(timed)
+    assert dashboard.filter_options()["models"] == ["m/a", "m/b", "m/c"]
+
+
 def test_migration_matches_the_rollup_tables_and_bucket_edges_are_exact():
     engine = db.engine()
     inspector = inspect(engine)
@@ -311,6 +360,8 @@ def test_queries_use_the_dialect_helpers_on_postgresql():
     assert "to_char(llm_call.created_at, 'YYYY-MM-DD')" in day
     bucket = str(select(q.bucket_of(LlmCall.latency_ms)).compile(dialect=postgresql.dialect()))
     assert "floor(" in bucket and "%(" not in bucket  # constants are inlined, no bind parameters
+    week = str(select(q.week_of(q.rollup_call.c.day)).compile(dialect=postgresql.dialect()))
+    assert "date_trunc('week', CAST(rollup_call.day AS date))" in week
 
 
 def _empty_postgres() -> None:

@@ -65,16 +65,16 @@ def _scope(conn, filters: Filters, upto: int) -> q.Scope:
     if unknown:
         raise WorkbenchError(f"Unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}.")
     versions = q.version_ids(conn, filters.prompt, filters.version) if filters.prompt else None
-    return q.Scope(first_day=filters.start.isoformat(), last_day=filters.end.isoformat(), upto=upto,
-                   models=tuple(filters.models), sources=tuple(filters.sources), version_ids=versions,
-                   run_id=filters.run_id)
+    return q.rollups_for(q.Scope(first_day=filters.start.isoformat(), last_day=filters.end.isoformat(), upto=upto,
+                                 models=tuple(filters.models), sources=tuple(filters.sources), version_ids=versions,
+                                 run_id=filters.run_id))
 
 
 @contextmanager
 def reading(filters: Filters, previous: bool = True):
     """Refresh the rollups, then yield a connection, the filters' scope and (if asked) the previous
-    period's, at one snapshot. A narrow scope (prompt, version or run) first folds its own ledger
-    rows, both periods at once, into temporary rollups on this connection."""
+    period's, at one snapshot. A narrow scope (a run, or a prompt with a source) first folds its
+    own ledger rows, both periods at once, into temporary rollups on this connection."""
     eng = engine()
     upto = q.refresh(eng)
     with eng.connect() as conn:
