@@ -51,6 +51,7 @@ from storage.tables import LlmCall, Prompt, PromptVersion, Run, RunItem, Score, 
 
 FINAL_RUN_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
 STEPS = 8  # latency buckets per power of two (must match migration 3's latency_bucket rows)
+FINE_STEPS = 64  # in rollup_latency_fine: buckets 1.6% wide, so an exact rank walks few ledger rows
 OCTAVES = 20  # 1 ms .. 2^20 ms; above that one open bucket
 LAST_BUCKET = 1 + STEPS * OCTAVES
 EVAL_SOURCES = ("run", "judge")
@@ -63,11 +64,15 @@ rollup_call = Table(
     Column("source", Text, primary_key=True), Column("error_type", Text, primary_key=True),
     Column("calls", Integer), Column("cached", Integer), Column("priced", Integer), Column("cost_usd", Float),
     Column("input_tokens", Integer), Column("output_tokens", Integer))
-rollup_version = Table(
-    "rollup_version", meta, Column("day", Text, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
+rollup_version = Table(  # rollup_call's keys and measures per prompt version: what a version filter reads
+    "rollup_version", meta, Column("prompt_version_id", Integer, primary_key=True), Column("day", Text, primary_key=True),
     Column("model", Text, primary_key=True), Column("source", Text, primary_key=True),
     Column("error_type", Text, primary_key=True), Column("calls", Integer), Column("cached", Integer),
     Column("priced", Integer), Column("cost_usd", Float), Column("input_tokens", Integer), Column("output_tokens", Integer))
+rollup_version_model = Table(  # just what "cost per prompt version" reads, a third of rollup_version's rows
+    "rollup_version_model", meta, Column("day", Text, primary_key=True),
+    Column("prompt_version_id", Integer, primary_key=True), Column("model", Text, primary_key=True),
+    Column("calls", Integer), Column("priced", Integer), Column("cost_usd", Float))
 latency_bucket = Table("latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float),
                        Column("hi", Float))
 rollup_latency = Table(
@@ -76,6 +81,9 @@ rollup_latency = Table(
 rollup_latency_cum = Table(
     "rollup_latency_cum", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
     Column("bucket", Integer, primary_key=True), Column("n", Integer), Column("cum", Integer), Column("total", Integer))
+rollup_latency_fine = Table(  # every call of a day, FINE_STEPS buckets per power of two: the headline's exact ranks
+    "rollup_latency_fine", meta, Column("day", Text, primary_key=True), Column("bucket", Integer, primary_key=True),
+    Column("n", Integer))
 rollup_latency_version = Table(
     "rollup_latency_version", meta, Column("prompt_version_id", Integer, primary_key=True),
     Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
@@ -102,18 +110,24 @@ CALL_COLUMNS = ("id", "created_at", "source", "model", "prompt_version_id", "run
 @dataclass(frozen=True)
 class Rollups:
     """One set of day rollups and the ledger rows behind them: the stored ones, or a narrow page's
-    temporary copies (its matching calls, and rollups of just those)."""
+    temporary copies (its matching calls, and rollups of just those). `version` is what cost per
+    prompt version reads under a source filter, `version_model` (if kept) what it reads otherwise."""
 
     ledger: Table
     call: Table
     version: Table
     latency: Table
     latency_cum: Table
-    latency_version: Table | None = None  # only the stored set keeps histograms per prompt version
+    version_model: Table | None = None
+    latency_version: Table | None = None
+    latency_fine: Table | None = None
 
     @property
-    def tables(self) -> tuple[Table, ...]:
-        return (self.ledger, self.call, self.version, self.latency, self.latency_cum)
+    def rollups(self) -> tuple[Table, ...]:
+        """Every table kept by folding the ledger in (each once)."""
+        tables = (self.call, self.version, self.latency, self.latency_cum, self.version_model, self.latency_version,
+                  self.latency_fine)
+        return tuple(dict.fromkeys(t for t in tables if t is not None))
 
 
 def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
@@ -121,14 +135,17 @@ def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
                  *extra, prefixes=["TEMPORARY"])
 
 
-STORED = Rollups(call, rollup_call, rollup_version, rollup_latency, rollup_latency_cum, rollup_latency_version)
-# A prompt or version filter reads the version-keyed rollups: the same columns, one more key.
+STORED = Rollups(call, rollup_call, rollup_version, rollup_latency, rollup_latency_cum, rollup_version_model,
+                 rollup_latency_version, rollup_latency_fine)
+# A prompt or version filter reads the version-keyed rollups (rollup_call's columns with one more key).
 VERSIONED = Rollups(call, rollup_version, rollup_version, rollup_latency_version, rollup_latency_version)
 _narrow_meta = MetaData()
 # A narrow page's calls, with their day and latency bucket worked out once while copying.
 NARROW = Rollups(_temporary(call, [call.c[name] for name in CALL_COLUMNS], _narrow_meta,
                             Column("day", Text), Column("bucket", Integer)),
-                 *[_temporary(t, t.columns, _narrow_meta) for t in STORED.tables[1:]])
+                 *[_temporary(t, t.columns, _narrow_meta) for t in (rollup_call, rollup_version, rollup_latency,
+                                                                     rollup_latency_cum)])
+NARROW_TABLES = (NARROW.ledger, *NARROW.rollups)
 Index("narrow_llm_call_latency", NARROW.ledger.c.latency_ms)
 
 
@@ -173,15 +190,26 @@ def _num(value: float):
     return literal_column(repr(float(value)))
 
 
-def bucket_of(latency):
-    """The `latency_bucket` a latency in ms falls in. Powers of two keep the arithmetic exact, so a
-    row is in bucket b exactly when lo(b) <= latency < hi(b)."""
+def bucket_of(latency, steps: int = STEPS):
+    """The `latency_bucket` a latency in ms falls in (with `steps` buckets per power of two; the
+    fine histogram uses FINE_STEPS). Powers of two keep the arithmetic exact, so a row is in
+    bucket b exactly when lo(b) <= latency < hi(b)."""
     whens = [(latency < _num(1), literal_column("0"))]
     for k in range(OCTAVES):
         base = 2.0 ** k
         whens.append((latency < _num(2 * base),
-                      literal_column(str(1 + STEPS * k)) + floor_((latency - _num(base)) * _num(STEPS / base))))
-    return case(*whens, else_=literal_column(str(LAST_BUCKET)))
+                      literal_column(str(1 + steps * k)) + floor_((latency - _num(base)) * _num(steps / base))))
+    return case(*whens, else_=literal_column(str(1 + steps * OCTAVES)))
+
+
+def bucket_edges(bucket: int, steps: int = STEPS) -> tuple[float, float]:
+    """[lo, hi) of a bucket, as `latency_bucket` holds them for STEPS (exact binary fractions)."""
+    if bucket == 0:
+        return 0.0, 1.0
+    if bucket > steps * OCTAVES:
+        return 2.0 ** OCTAVES, 1e300
+    k, j = divmod(bucket - 1, steps)
+    return 2.0 ** k * (steps + j) / steps, 2.0 ** k * (steps + j + 1) / steps
 
 
 def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: list[str], zeros=()) -> None:
@@ -194,6 +222,27 @@ def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: li
     conn.execute(statement)
 
 
+def _tuples(conn: Connection, query) -> list[tuple]:
+    """A panel's rows, already aggregated, as the driver's plain tuples: SQLAlchemy compiles (from
+    its cache) and executes the statement, but building its Row objects for hundreds of rows
+    would cost the page more than SQLite's own work. Only for numbers and text: no type
+    conversion happens here."""
+    result = conn.execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _dicts(conn: Connection, query) -> list[dict]:
+    result = conn.execute(query)
+    try:
+        keys = list(result.keys())
+        return [dict(zip(keys, row)) for row in result.cursor.fetchall()]
+    finally:
+        result.close()
+
+
 def _chunks(values: list, size: int = 500):
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -201,53 +250,41 @@ def _chunks(values: list, size: int = 500):
 
 # --- keeping the rollups current ----------------------------------------------------------------
 
-def _fold_calls(conn: Connection, where, into: Rollups = STORED,
-                parts=("call", "version", "latency", "latency_version")) -> None:
-    """Add the rows of `into.ledger` matching `where` to that set's day rollups, then rebuild the
-    week rows of the weeks they touched."""
+def _fold_calls(conn: Connection, where, into: Rollups = STORED, tables=None) -> None:
+    """Add the rows of `into.ledger` matching `where` to that set's day rollups (or just `tables`),
+    then rebuild the week rows of the weeks they touched. Each table's primary key says how it
+    groups; its other columns are measures named alike everywhere."""
     call = into.ledger
-    day = call.c.day if "day" in call.c else day_of(call.c.created_at)
-    bucket = call.c.bucket if "bucket" in call.c else bucket_of(call.c.latency_ms)
+    tables = tables or into.rollups
     first, last = conn.execute(select(func.min(call.c.created_at), func.max(call.c.created_at)).where(where)).one()
     if first is None:
         return
+    timed = and_(call.c.cached == false(), call.c.latency_ms.is_not(None))
     rows = select(
-        day.label("day"), call.c.model, call.c.source,
+        (call.c.day if "day" in call.c else day_of(call.c.created_at)).label("day"), call.c.model, call.c.source,
         func.coalesce(call.c.error_type, "").label("error_type"),
         func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id"),
         case((call.c.cached, 1), else_=0).label("hit"), call.c.cost_usd, call.c.input_tokens, call.c.output_tokens,
+        case((timed, 1), else_=0).label("timed"),
+        (call.c.bucket if "bucket" in call.c else bucket_of(call.c.latency_ms)).label("bucket"),
+        bucket_of(call.c.latency_ms, FINE_STEPS).label("fine"),
     ).where(where).subquery()
-    sums = [func.count(), func.sum(rows.c.hit), func.count(rows.c.cost_usd),
-            func.coalesce(func.sum(rows.c.cost_usd), 0.0),
-            func.coalesce(func.sum(rows.c.input_tokens), 0), func.coalesce(func.sum(rows.c.output_tokens), 0)]
-    measures = ["calls", "cached", "priced", "cost_usd", "input_tokens", "output_tokens"]
-    touched = []
-    if "call" in parts:
-        keys = [rows.c.day, rows.c.model, rows.c.source, rows.c.error_type]
-        _upsert(conn, into.call, select(*keys, *sums).group_by(*keys), [k.name for k in keys], measures)
-        touched.append(into.call)
-    if "version" in parts:
-        keys = [rows.c.day, rows.c.prompt_version_id, rows.c.model, rows.c.source, rows.c.error_type]
-        _upsert(conn, into.version, select(*keys, *sums).group_by(*keys), [k.name for k in keys], measures)
-        touched.append(into.version)
-    if "latency" in parts or "latency_version" in parts:
-        hist = select(day.label("day"), call.c.model, call.c.source, bucket.label("bucket"),
-                      func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id")).where(
-            where, call.c.cached == false(), call.c.latency_ms.is_not(None)).subquery()
-        histograms = []
-        if "latency" in parts:
-            histograms += [(into.latency, [hist.c.day, hist.c.model, hist.c.source, hist.c.bucket], ()),
-                           (into.latency_cum, [hist.c.day, hist.c.model, hist.c.bucket], ("cum", "total"))]
-        if "latency_version" in parts and into.latency_version is not None:
-            histograms.append((into.latency_version,
-                               [hist.c.prompt_version_id, hist.c.day, hist.c.model, hist.c.bucket], ()))
-        for table, keys, zeros in histograms:
-            _upsert(conn, table, select(*keys, func.count(), *[literal_column("0") for _ in zeros]).group_by(*keys),
-                    [k.name for k in keys], ["n"], zeros=zeros)
-            touched.append(table)
-        if "latency" in parts:
-            _recount(conn, into.latency_cum, _day(first), _day(last))
-    _fold_weeks(conn, touched, _day(first), _day(last))
+    sums = {"calls": func.count(), "cached": func.sum(rows.c.hit), "priced": func.count(rows.c.cost_usd),
+            "cost_usd": func.coalesce(func.sum(rows.c.cost_usd), 0.0), "n": func.count(),
+            "input_tokens": func.coalesce(func.sum(rows.c.input_tokens), 0),
+            "output_tokens": func.coalesce(func.sum(rows.c.output_tokens), 0)}
+    for table in tables:
+        keys = [c.name for c in table.primary_key.columns]
+        measures = [c.name for c in table.columns if not c.primary_key and c.name in sums]
+        zeros = [c.name for c in table.columns if not c.primary_key and c.name not in sums]  # latency_cum's counts
+        key_columns = [rows.c.fine if (k == "bucket" and table is into.latency_fine) else rows.c[k] for k in keys]
+        query = select(*key_columns, *[sums[m] for m in measures], *[literal_column("0") for _ in zeros])
+        if "bucket" in keys:  # histograms count the calls that reached a provider
+            query = query.where(rows.c.timed == 1)
+        _upsert(conn, table, query.group_by(*key_columns), keys, measures, zeros=zeros)
+    if into.latency_cum in tables:
+        _recount(conn, into.latency_cum, _day(first), _day(last))
+    _fold_weeks(conn, tables, _day(first), _day(last))
 
 
 # --- week rows ----------------------------------------------------------------------------------
@@ -400,10 +437,11 @@ def rebuild_model(conn: Connection, model: str) -> None:
     """Recompute one model's spend rollups after its past costs were rewritten, inside the caller's
     transaction (which already holds the write lock through its UPDATE of llm_call)."""
     mark = conn.execute(select(rollup_state.c.last_id).where(rollup_state.c.name == "llm_call")).scalar_one()
-    for table in (rollup_call, rollup_version):
+    spend = (rollup_call, rollup_version, rollup_version_model)
+    for table in spend:
         conn.execute(delete(table).where(table.c.model == model))
     # Week rows are rebuilt from day rows, so the other models' weeks come back unchanged.
-    _fold_calls(conn, and_(call.c.model == model, call.c.id <= mark), parts=("call", "version"))
+    _fold_calls(conn, and_(call.c.model == model, call.c.id <= mark), tables=spend)
 
 
 # --- what a panel is asked for ------------------------------------------------------------------
@@ -454,7 +492,7 @@ def build_narrow(conn: Connection, scope: Scope) -> Scope:
     indexes) into temporary tables on this connection and fold them into temporary rollups;
     returns the scope reading those. `drop_narrow` removes them."""
     drop_narrow(conn)
-    for table in NARROW.tables:
+    for table in NARROW_TABLES:
         table.create(conn)
     conn.execute(NARROW.ledger.insert().from_select(
         [*CALL_COLUMNS, "day", "bucket"],
@@ -465,7 +503,7 @@ def build_narrow(conn: Connection, scope: Scope) -> Scope:
 
 
 def drop_narrow(conn: Connection) -> None:
-    for table in NARROW.tables:
+    for table in NARROW_TABLES:
         table.drop(conn, checkfirst=True)
 
 
@@ -570,7 +608,7 @@ def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[di
     query = (select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
              .group_by(period, c.c.model).order_by(period, c.c.model))
     return [{"period": p, "model": m, "cost_usd": float(cost or 0), "calls": int(n)}
-            for p, m, cost, n in conn.execute(query)]
+            for p, m, cost, n in _tuples(conn, query)]
 
 
 def tokens_by_model(conn: Connection, scope: Scope) -> list[dict]:
@@ -579,19 +617,21 @@ def tokens_by_model(conn: Connection, scope: Scope) -> list[dict]:
                     func.sum(c.c.priced), func.sum(c.c.cost_usd)).group_by(c.c.model).order_by(c.c.model))
     return [{"model": m, "input_tokens": int(i or 0), "output_tokens": int(o or 0), "calls": int(n),
              "priced": int(priced), "cost_usd": float(cost) if priced else None}
-            for m, i, o, n, priced, cost in conn.execute(query)]
+            for m, i, o, n, priced, cost in _tuples(conn, query)]
 
 
 def errors_by_type(conn: Connection, scope: Scope) -> list[dict]:
     c = _calls(scope)
     query = (select(c.c.error_type, c.c.model, func.sum(c.c.calls)).where(c.c.error_type != "")
              .group_by(c.c.error_type, c.c.model).order_by(c.c.error_type, c.c.model))
-    return [{"error_type": e, "model": m, "calls": int(n)} for e, m, n in conn.execute(query)]
+    return [{"error_type": e, "model": m, "calls": int(n)} for e, m, n in _tuples(conn, query)]
 
 
 def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
     """Spend per prompt version and model, labelled `prompt vN` (version 0 = calls without one)."""
-    table = _rows(scope.rollups.version, scope, ["prompt_version_id", "model", "calls", "priced", "cost_usd"])
+    slim = scope.rollups.version_model
+    source = scope.rollups.version if scope.sources or slim is None else slim  # the slim one has no source
+    table = _rows(source, scope, ["prompt_version_id", "model", "calls", "priced", "cost_usd"])
     grouped = (select(table.c.prompt_version_id, table.c.model, func.sum(table.c.calls).label("calls"),
                       func.sum(table.c.priced).label("priced"), func.sum(table.c.cost_usd).label("cost_usd"))
                .group_by(table.c.prompt_version_id, table.c.model).subquery())
@@ -599,19 +639,25 @@ def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
              .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
              .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
              .order_by(grouped.c.prompt_version_id, grouped.c.model))
-    return [{"prompt_version_id": r.prompt_version_id, "prompt": r.name, "version": r.version, "model": r.model,
-             "calls": int(r.calls), "priced": int(r.priced), "cost_usd": float(r.cost_usd or 0)}
-            for r in conn.execute(query)]
+    return [{"prompt_version_id": pv_id, "prompt": prompt, "version": version, "model": model,
+             "calls": int(calls), "priced": int(priced), "cost_usd": float(cost or 0)}
+            for pv_id, model, calls, priced, cost, prompt, version in _tuples(conn, query)]
 
 
-def latency_histogram(conn: Connection, scope: Scope) -> list[dict]:
-    """The scope's latency histogram: per bucket its edges, count and running count, in bucket order."""
-    h = _histogram(scope)
-    grouped = select(h.c.bucket, func.sum(h.c.n).label("n")).group_by(h.c.bucket).subquery()
-    query = (select(grouped.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi, grouped.c.n,
-                    func.sum(grouped.c.n).over(order_by=grouped.c.bucket, rows=(None, 0)).label("cum"))
-             .join(latency_bucket, latency_bucket.c.bucket == grouped.c.bucket).order_by(grouped.c.bucket))
-    return [dict(r._mapping) for r in conn.execute(query)]
+def _rank_histogram(conn: Connection, scope: Scope) -> list[tuple[float, float, int, int]]:
+    """(lo, hi, n, running count) per non-empty bucket, in order, of the histogram that counts
+    exactly the scope's timed calls: the fine one when nothing but dates is filtered (narrow
+    buckets, short walks), else the coarse one with the scope's keys."""
+    fine = scope.rollups.latency_fine
+    if fine is not None and not (scope.models or scope.sources or scope.version_ids is not None):
+        h, steps = _rows(fine, scope, ["bucket", "n"]), FINE_STEPS
+    else:
+        h, steps = _histogram(scope), STEPS
+    running, out = 0, []
+    for bucket, n in _tuples(conn, select(h.c.bucket, func.sum(h.c.n)).group_by(h.c.bucket).order_by(h.c.bucket)):
+        running += int(n)
+        out.append((*bucket_edges(bucket, steps), int(n), running))
+    return out
 
 
 def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.99)) -> list[dict]:
@@ -622,24 +668,23 @@ def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.
     the ledger's latency index reads the row. Both count exactly the same rows (ids <= upto)."""
     out = []
     for scope in scopes:
-        buckets = latency_histogram(conn, scope)
-        total = int(buckets[-1]["cum"]) if buckets else 0
+        buckets = _rank_histogram(conn, scope)
+        total = buckets[-1][3] if buckets else 0
         if not total:
             out.append(dict.fromkeys(quantiles))
             continue
         lookups = []
+        ledger = scope.rollups.ledger
         for q in quantiles:
             rank = min(total, max(1, math.ceil(q * total - 1e-9)))
-            hit = next(b for b in buckets if b["cum"] >= rank)
-            n = int(hit["n"])
-            offset = rank - (int(hit["cum"]) - n) - 1
-            ledger = scope.rollups.ledger
+            lo, hi, n, running = next(b for b in buckets if b[3] >= rank)
+            offset = rank - (running - n) - 1
             ordered = ledger.c.latency_ms
             if offset > n // 2:  # walk in from the nearer end of the bucket
                 offset, ordered = n - 1 - offset, ordered.desc()
             lookups.append(
                 select(ledger.c.latency_ms).where(*ledger_where(scope, ledger), ledger.c.cached == false(),
-                                                  ledger.c.latency_ms >= hit["lo"], ledger.c.latency_ms < hit["hi"])
+                                                  ledger.c.latency_ms >= lo, ledger.c.latency_ms < hi)
                 .order_by(ordered).limit(1).offset(offset).scalar_subquery())
         out.append(dict(zip(quantiles, conn.execute(select(*lookups)).one())))  # every lookup in one statement
     return out
@@ -666,7 +711,7 @@ def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) 
     query = (select(*ccols, qs.c.q, value.label("value"), cum.c.total)
              .select_from(cum).join(qs, true()).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
              .where(cum.c.cum >= target, cum.c.cum - cum.c.n < target).order_by(*ccols, qs.c.q))
-    return [dict(r._mapping) for r in conn.execute(query)]
+    return _dicts(conn, query)
 
 
 def latency_quantiles_by_model(conn: Connection, scope: Scope, quantiles=(0.05, 0.25, 0.5, 0.75, 0.95)) -> list[dict]:
@@ -685,7 +730,7 @@ def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.
              .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
              .where(*_keys_where(t, scope, (scope.first_day, scope.last_day)), t.c.cum >= target, t.c.cum - t.c.n < target)
              .order_by(t.c.day, t.c.model))
-    return [dict(r._mapping) for r in conn.execute(query)]
+    return _dicts(conn, query)
 
 
 def run_quality(conn: Connection, scope: Scope) -> list[dict]:
@@ -699,7 +744,7 @@ def run_quality(conn: Connection, scope: Scope) -> list[dict]:
              .where(*_runs(scope, s)).group_by(*keys).order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id))
     out = []
     for run_id, run_name, pv_id, prompt, version, scorer, n, n_value, total, n_verdict, n_passed, n_error \
-            in conn.execute(query):
+            in _tuples(conn, query):
         out.append({"run_id": run_id, "run": run_name, "prompt_version_id": pv_id,
                     "prompt": prompt, "version": version, "scorer": scorer, "n": int(n),
                     "mean": float(total) / n_value if n_value else None,
@@ -746,7 +791,7 @@ def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
 
 def known_models(conn: Connection) -> list[str]:
     weeks = rollup_call.c.day >= WEEK  # every model has week rows, and there are 7x fewer of them
-    return list(conn.execute(select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model)).scalars())
+    return [m for m, in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model))]
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:

@@ -151,18 +151,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ]),
     # Week rows beside the day rows (`day` = 'w' + the week's Monday), so a long date range reads
     # whole weeks; prompt versions become a rollup key for every panel (the version rollup gains
-    # error type and cache hits, and a latency histogram per version); an index for the exact
+    # error type and cache hits, and a latency histogram per version), a slim version rollup for
+    # cost per version, a fine latency histogram for exact percentiles, and an index for the exact
     # percentiles of a version. The rollups are rebuilt from the ledger on the next page load.
-    (4, "week rollups and version rollups", [
+    (4, "week rollups, version rollups and a fine latency histogram", [
         "DROP TABLE rollup_version",
         """CREATE TABLE rollup_version (
-            day TEXT NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL,
+            prompt_version_id INTEGER NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL,
             error_type TEXT NOT NULL, calls INTEGER NOT NULL, cached INTEGER NOT NULL, priced INTEGER NOT NULL,
             cost_usd {float} NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-            PRIMARY KEY (day, prompt_version_id, model, source, error_type)){without_rowid}""",
+            PRIMARY KEY (prompt_version_id, day, model, source, error_type)){without_rowid}""",
+        """CREATE TABLE rollup_version_model (
+            day TEXT NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, calls INTEGER NOT NULL,
+            priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
+            PRIMARY KEY (day, prompt_version_id, model)){without_rowid}""",
         """CREATE TABLE rollup_latency_version (
             prompt_version_id INTEGER NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL, bucket INTEGER NOT NULL,
             n INTEGER NOT NULL, PRIMARY KEY (prompt_version_id, day, model, bucket)){without_rowid}""",
+        """CREATE TABLE rollup_latency_fine (
+            day TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, bucket)){without_rowid}""",
         "CREATE INDEX ix_llm_call_version_latency ON llm_call (prompt_version_id, cached, latency_ms, created_at)",
         "DELETE FROM rollup_call",
         "DELETE FROM rollup_latency",

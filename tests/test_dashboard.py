@@ -351,6 +351,12 @@ def test_migration_matches_the_rollup_tables_and_bucket_edges_are_exact():
             below_hi = math.nextafter(min(hi, 1e12), 0)
             assert conn.execute(select(q.bucket_of(q.literal(lo)), q.bucket_of(q.literal(below_hi)))).one() == \
                 (bucket, bucket), (bucket, lo, hi)
+            assert q.bucket_edges(bucket) == (lo, hi)
+        for bucket in range(1 + q.FINE_STEPS * q.OCTAVES):  # the fine histogram's edges, worked out in Python
+            lo, hi = q.bucket_edges(bucket, q.FINE_STEPS)
+            below_hi = math.nextafter(hi, 0)
+            fine = [q.bucket_of(q.literal(v), q.FINE_STEPS) for v in (lo, below_hi)]
+            assert conn.execute(select(*fine)).one() == (bucket, bucket), (bucket, lo, hi)
 
 
 def test_queries_use_the_dialect_helpers_on_postgresql():
