@@ -40,8 +40,8 @@ import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time as dtime, timedelta, timezone
 
-from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, case, cast, delete,
-                        false, func, literal, literal_column, or_, select, true, union_all, update)
+from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, bindparam, case,
+                        cast, delete, false, func, literal_column, or_, select, true, union_all, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
@@ -222,20 +222,20 @@ def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: li
     conn.execute(statement)
 
 
-def _tuples(conn: Connection, query) -> list[tuple]:
+def _tuples(conn: Connection, query, values: dict | None = None) -> list[tuple]:
     """A panel's rows, already aggregated, as the driver's plain tuples: SQLAlchemy compiles (from
     its cache) and executes the statement, but building its Row objects for hundreds of rows
     would cost the page more than SQLite's own work. Only for numbers and text: no type
     conversion happens here."""
-    result = conn.execute(query)
+    result = conn.execute(query, values)
     try:
         return result.cursor.fetchall()
     finally:
         result.close()
 
 
-def _dicts(conn: Connection, query) -> list[dict]:
-    result = conn.execute(query)
+def _dicts(conn: Connection, query, values: dict | None = None) -> list[dict]:
+    result = conn.execute(query, values)
     try:
         keys = list(result.keys())
         return [dict(zip(keys, row)) for row in result.cursor.fetchall()]
@@ -472,18 +472,55 @@ class Scope:
         return first, datetime.combine(date.fromisoformat(self.last_day), dtime(), timezone.utc) + timedelta(days=1)
 
 
+def shape(scope: Scope) -> tuple:
+    """What decides the structure of a panel's statement for this scope; the rest (days, ids,
+    the models and versions picked) are bound values. Statements are built once per shape."""
+    return (scope.rollups, len(_periods(scope)), bool(scope.models), tuple(sorted(scope.sources)),
+            scope.version_ids is not None, scope.run_id is not None)
+
+
+def params(scope: Scope) -> dict:
+    """The bound values of every statement built for the scope's shape."""
+    first_at, after_at = scope.bounds()
+    values = {"first_day": scope.first_day, "last_day": scope.last_day, "first_at": first_at, "after_at": after_at,
+              "upto": scope.upto, "models": list(scope.models), "sources": list(scope.sources),
+              "versions": list(scope.version_ids or ()), "run_id": scope.run_id}
+    for i, (lo, hi) in enumerate(_periods(scope)):
+        values[f"lo{i}"], values[f"hi{i}"] = lo, hi
+    return values
+
+
+_statements: dict = {}
+
+
+def _prepared(key: tuple, build):
+    """The statement for `key` (a panel and a shape), built on first use. Building a statement and
+    working out its cache key costs SQLAlchemy more than SQLite takes to run most panels, and a
+    page asks the same shapes again on every rerun."""
+    statement = _statements.get(key)
+    if statement is None:
+        if len(_statements) > 5000:  # shapes are few; a bound against a leak all the same
+            _statements.clear()
+        statement = _statements[key] = build()
+    return statement
+
+
+def _in(column, name: str):
+    return column.in_(bindparam(name, expanding=True))
+
+
 def ledger_where(scope: Scope, ledger: Table = call) -> list:
     """The scope as conditions on the ledger (llm_call, or a narrow page's copy of its calls)."""
-    first, after = scope.bounds()
-    where = [ledger.c.created_at >= first, ledger.c.created_at < after, ledger.c.id <= scope.upto]
+    where = [ledger.c.created_at >= bindparam("first_at"), ledger.c.created_at < bindparam("after_at"),
+             ledger.c.id <= bindparam("upto")]
     if scope.models:
-        where.append(ledger.c.model.in_(scope.models))
+        where.append(_in(ledger.c.model, "models"))
     if scope.sources:
-        where.append(ledger.c.source.in_(scope.sources))
+        where.append(_in(ledger.c.source, "sources"))
     if scope.version_ids is not None:
-        where.append(ledger.c.prompt_version_id.in_(scope.version_ids))
+        where.append(_in(ledger.c.prompt_version_id, "versions"))
     if scope.run_id is not None:
-        where.append(ledger.c.run_id == scope.run_id)
+        where.append(ledger.c.run_id == bindparam("run_id"))
     return where
 
 
@@ -497,7 +534,7 @@ def build_narrow(conn: Connection, scope: Scope) -> Scope:
     conn.execute(NARROW.ledger.insert().from_select(
         [*CALL_COLUMNS, "day", "bucket"],
         select(*[call.c[name] for name in CALL_COLUMNS], day_of(call.c.created_at), bucket_of(call.c.latency_ms))
-        .where(*ledger_where(scope))))
+        .where(*ledger_where(scope))), params(scope))
     _fold_calls(conn, true(), into=NARROW)
     return replace(scope, rollups=NARROW)
 
@@ -513,13 +550,13 @@ def rollups_for(scope: Scope) -> Scope:
     return replace(scope, rollups=VERSIONED if scope.version_ids is not None and not scope.narrow else STORED)
 
 
-def _periods(scope: Scope, weeks: bool = True) -> list[tuple[str, str]]:
+def _periods(scope: Scope) -> list[tuple[str, str]]:
     """The scope's days as inclusive ranges of rollup keys: its whole weeks as one range of week
-    rows and the days at either end as day rows (or just the days, for panels by day)."""
+    rows and the days at either end as day rows."""
     first, last = date.fromisoformat(scope.first_day), date.fromisoformat(scope.last_day)
     week_first = _monday(first + timedelta(days=6))  # the first Monday on or after `first`
     week_last = _monday(last + timedelta(days=1)) - timedelta(days=7)  # Monday of the last whole week
-    if not weeks or week_first > week_last:
+    if week_first > week_last:
         return [(scope.first_day, scope.last_day)]
     ranges = [(WEEK + week_first.isoformat(), WEEK + week_last.isoformat())]
     if first < week_first:
@@ -529,23 +566,27 @@ def _periods(scope: Scope, weeks: bool = True) -> list[tuple[str, str]]:
     return ranges
 
 
-def _keys_where(table, scope: Scope, period: tuple[str, str]) -> list:
-    """One range of days (or weeks), and the model, source and prompt version conditions, on a rollup."""
-    where = [table.c.day >= period[0], table.c.day <= period[1]]
+def _keys_where(table, scope: Scope, period: int | None) -> list:
+    """One range of rollup keys (period i of `_periods`, or None: the plain days), and the model,
+    source and prompt version conditions, on a rollup."""
+    lo, hi = ("first_day", "last_day") if period is None else (f"lo{period}", f"hi{period}")
+    where = [table.c.day >= bindparam(lo), table.c.day <= bindparam(hi)]
     if scope.models:
-        where.append(table.c.model.in_(scope.models))
+        where.append(_in(table.c.model, "models"))
     if scope.sources:
-        where.append(table.c.source.in_(scope.sources))
+        where.append(_in(table.c.source, "sources"))
     if scope.version_ids is not None and "prompt_version_id" in table.c:
-        where.append(table.c.prompt_version_id.in_(scope.version_ids))
+        where.append(_in(table.c.prompt_version_id, "versions"))
     return where
 
 
 def _rows(table, scope: Scope, columns=None, weeks: bool = True):
     """The scope's rows of a rollup as a subquery: one range read per period, UNION ALL (an OR of
-    ranges would make SQLite collect and de-duplicate the keys of every row first)."""
+    ranges would make SQLite collect and de-duplicate the keys of every row first). Without
+    weeks, just the day rows (for panels by day)."""
     columns = [table.c[name] for name in columns] if columns else list(table.c)
-    parts = [select(*columns).where(*_keys_where(table, scope, period)) for period in _periods(scope, weeks)]
+    periods = range(len(_periods(scope))) if weeks else [None]
+    parts = [select(*columns).where(*_keys_where(table, scope, period)) for period in periods]
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
@@ -561,23 +602,39 @@ def _histogram(scope: Scope, weeks: bool = True):
 
 def _runs(scope: Scope, table):
     """Run summaries for runs created in the scope's days (items are judged by their run's start)."""
-    first, after = scope.bounds()
-    where = [Run.created_at >= first, Run.created_at < after]
+    where = [Run.created_at >= bindparam("first_at"), Run.created_at < bindparam("after_at")]
     if scope.models:
-        where.append(table.c.model.in_(scope.models))
+        where.append(_in(table.c.model, "models"))
     if scope.version_ids is not None:
-        where.append(table.c.prompt_version_id.in_(scope.version_ids))
+        where.append(_in(table.c.prompt_version_id, "versions"))
     if scope.run_id is not None:
-        where.append(table.c.run_id == scope.run_id)
+        where.append(table.c.run_id == bindparam("run_id"))
     if scope.sources and "run" not in scope.sources:
         where.append(false())
     return where
 
 
 # --- panels -------------------------------------------------------------------------------------
+# Each panel builds its statement from the scope's shape only (see `_prepared`) and runs it with
+# the scope's `params`.
 
 TOTALS = ("calls", "cached", "errors", "unpriced", "priced", "cost_usd", "eval_cost_usd", "input_tokens",
           "output_tokens", "items_finished", "items_blocked", "guard_checked", "guard_triggered")
+
+
+def _totals_statement(scope: Scope):
+    c = _calls(scope)
+    ok = c.c.error_type == ""
+    ledger = select(
+        func.sum(c.c.calls), func.sum(c.c.cached), func.sum(case((ok, 0), else_=c.c.calls)),
+        func.sum(case((ok, c.c.calls - c.c.priced), else_=0)), func.sum(c.c.priced), func.sum(c.c.cost_usd),
+        func.sum(case((c.c.source.in_(EVAL_SOURCES), c.c.cost_usd), else_=0.0)),
+        func.sum(c.c.input_tokens), func.sum(c.c.output_tokens)).subquery()
+    items = select(
+        func.sum(rollup_run.c.finished), func.sum(rollup_run.c.blocked), func.sum(rollup_run.c.guard_checked),
+        func.sum(rollup_run.c.guard_triggered)) \
+        .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id)).where(*_runs(scope, rollup_run)).subquery()
+    return select(ledger, items).select_from(ledger.join(items, true()))  # two one-row aggregates, one round trip
 
 
 def totals(conn: Connection, *scopes: Scope) -> list[dict]:
@@ -586,78 +643,104 @@ def totals(conn: Connection, *scopes: Scope) -> list[dict]:
     guardrail and triggering one. (A plain range query per period beats one pass with CASEs.)"""
     out = []
     for scope in scopes:
-        c = _calls(scope)
-        ok = c.c.error_type == ""
-        ledger = select(
-            func.sum(c.c.calls), func.sum(c.c.cached), func.sum(case((ok, 0), else_=c.c.calls)),
-            func.sum(case((ok, c.c.calls - c.c.priced), else_=0)), func.sum(c.c.priced), func.sum(c.c.cost_usd),
-            func.sum(case((c.c.source.in_(EVAL_SOURCES), c.c.cost_usd), else_=0.0)),
-            func.sum(c.c.input_tokens), func.sum(c.c.output_tokens)).subquery()
-        items = select(
-            func.sum(rollup_run.c.finished), func.sum(rollup_run.c.blocked), func.sum(rollup_run.c.guard_checked),
-            func.sum(rollup_run.c.guard_triggered)) \
-            .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id)).where(*_runs(scope, rollup_run)).subquery()
-        row = conn.execute(select(ledger, items).select_from(ledger.join(items, true()))).one()  # one round trip
+        statement = _prepared(("totals", shape(scope)), lambda: _totals_statement(scope))
+        row = _tuples(conn, statement, params(scope))[0]
         out.append({k: (float(v or 0) if k.endswith("usd") else int(v or 0)) for k, v in zip(TOTALS, row)})
     return out
 
 
-def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[dict]:
+def _spend_statement(scope: Scope, month: bool):
     c = _calls(scope, weeks=False)
     period = func.substr(c.c.day, literal_column("1"), literal_column("7")) if month else c.c.day
-    query = (select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
-             .group_by(period, c.c.model).order_by(period, c.c.model))
+    return (select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
+            .group_by(period, c.c.model).order_by(period, c.c.model))
+
+
+def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[dict]:
+    statement = _prepared(("spend", month, shape(scope)), lambda: _spend_statement(scope, month))
     return [{"period": p, "model": m, "cost_usd": float(cost or 0), "calls": int(n)}
-            for p, m, cost, n in _tuples(conn, query)]
+            for p, m, cost, n in _tuples(conn, statement, params(scope))]
+
+
+def _tokens_statement(scope: Scope):
+    c = _calls(scope)
+    return (select(c.c.model, func.sum(c.c.input_tokens), func.sum(c.c.output_tokens), func.sum(c.c.calls),
+                   func.sum(c.c.priced), func.sum(c.c.cost_usd)).group_by(c.c.model).order_by(c.c.model))
 
 
 def tokens_by_model(conn: Connection, scope: Scope) -> list[dict]:
-    c = _calls(scope)
-    query = (select(c.c.model, func.sum(c.c.input_tokens), func.sum(c.c.output_tokens), func.sum(c.c.calls),
-                    func.sum(c.c.priced), func.sum(c.c.cost_usd)).group_by(c.c.model).order_by(c.c.model))
+    statement = _prepared(("tokens", shape(scope)), lambda: _tokens_statement(scope))
     return [{"model": m, "input_tokens": int(i or 0), "output_tokens": int(o or 0), "calls": int(n),
              "priced": int(priced), "cost_usd": float(cost) if priced else None}
-            for m, i, o, n, priced, cost in _tuples(conn, query)]
+            for m, i, o, n, priced, cost in _tuples(conn, statement, params(scope))]
+
+
+def _errors_statement(scope: Scope):
+    c = _calls(scope)
+    return (select(c.c.error_type, c.c.model, func.sum(c.c.calls)).where(c.c.error_type != "")
+            .group_by(c.c.error_type, c.c.model).order_by(c.c.error_type, c.c.model))
 
 
 def errors_by_type(conn: Connection, scope: Scope) -> list[dict]:
-    c = _calls(scope)
-    query = (select(c.c.error_type, c.c.model, func.sum(c.c.calls)).where(c.c.error_type != "")
-             .group_by(c.c.error_type, c.c.model).order_by(c.c.error_type, c.c.model))
-    return [{"error_type": e, "model": m, "calls": int(n)} for e, m, n in _tuples(conn, query)]
+    statement = _prepared(("errors", shape(scope)), lambda: _errors_statement(scope))
+    return [{"error_type": e, "model": m, "calls": int(n)} for e, m, n in _tuples(conn, statement, params(scope))]
 
 
-def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
-    """Spend per prompt version and model, labelled `prompt vN` (version 0 = calls without one)."""
+def _versions_statement(scope: Scope):
     slim = scope.rollups.version_model
     source = scope.rollups.version if scope.sources or slim is None else slim  # the slim one has no source
     table = _rows(source, scope, ["prompt_version_id", "model", "calls", "priced", "cost_usd"])
     grouped = (select(table.c.prompt_version_id, table.c.model, func.sum(table.c.calls).label("calls"),
                       func.sum(table.c.priced).label("priced"), func.sum(table.c.cost_usd).label("cost_usd"))
                .group_by(table.c.prompt_version_id, table.c.model).subquery())
-    query = (select(grouped, Prompt.name, PromptVersion.version)
-             .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
-             .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
-             .order_by(grouped.c.prompt_version_id, grouped.c.model))
+    return (select(grouped, Prompt.name, PromptVersion.version)
+            .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
+            .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
+            .order_by(grouped.c.prompt_version_id, grouped.c.model))
+
+
+def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
+    """Spend per prompt version and model, labelled `prompt vN` (version 0 = calls without one)."""
+    statement = _prepared(("versions", shape(scope)), lambda: _versions_statement(scope))
     return [{"prompt_version_id": pv_id, "prompt": prompt, "version": version, "model": model,
              "calls": int(calls), "priced": int(priced), "cost_usd": float(cost or 0)}
-            for pv_id, model, calls, priced, cost, prompt, version in _tuples(conn, query)]
+            for pv_id, model, calls, priced, cost, prompt, version in _tuples(conn, statement, params(scope))]
+
+
+def _uses_fine(scope: Scope) -> bool:
+    return scope.rollups.latency_fine is not None and not (scope.models or scope.sources or scope.version_ids is not None)
+
+
+def _rank_histogram_statement(scope: Scope):
+    h = _rows(scope.rollups.latency_fine, scope, ["bucket", "n"]) if _uses_fine(scope) else _histogram(scope)
+    return select(h.c.bucket, func.sum(h.c.n)).group_by(h.c.bucket).order_by(h.c.bucket)
 
 
 def _rank_histogram(conn: Connection, scope: Scope) -> list[tuple[float, float, int, int]]:
     """(lo, hi, n, running count) per non-empty bucket, in order, of the histogram that counts
     exactly the scope's timed calls: the fine one when nothing but dates is filtered (narrow
     buckets, short walks), else the coarse one with the scope's keys."""
-    fine = scope.rollups.latency_fine
-    if fine is not None and not (scope.models or scope.sources or scope.version_ids is not None):
-        h, steps = _rows(fine, scope, ["bucket", "n"]), FINE_STEPS
-    else:
-        h, steps = _histogram(scope), STEPS
+    steps = FINE_STEPS if _uses_fine(scope) else STEPS
+    statement = _prepared(("rank histogram", shape(scope)), lambda: _rank_histogram_statement(scope))
     running, out = 0, []
-    for bucket, n in _tuples(conn, select(h.c.bucket, func.sum(h.c.n)).group_by(h.c.bucket).order_by(h.c.bucket)):
+    for bucket, n in _tuples(conn, statement, params(scope)):
         running += int(n)
         out.append((*bucket_edges(bucket, steps), int(n), running))
     return out
+
+
+def _lookups_statement(scope: Scope, descending: tuple[bool, ...]):
+    """One ordered lookup per quantile (bounds lo{i}..hi{i} and offset o{i} bound), in one SELECT."""
+    ledger = scope.rollups.ledger
+    lookups = []
+    for i, desc in enumerate(descending):
+        ordered = ledger.c.latency_ms.desc() if desc else ledger.c.latency_ms
+        lookups.append(
+            select(ledger.c.latency_ms).where(*ledger_where(scope, ledger), ledger.c.cached == false(),
+                                              ledger.c.latency_ms >= bindparam(f"q{i}_lo"),
+                                              ledger.c.latency_ms < bindparam(f"q{i}_hi"))
+            .order_by(ordered).limit(1).offset(bindparam(f"q{i}_offset")).scalar_subquery())
+    return select(*lookups)
 
 
 def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.99)) -> list[dict]:
@@ -673,20 +756,17 @@ def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.
         if not total:
             out.append(dict.fromkeys(quantiles))
             continue
-        lookups = []
-        ledger = scope.rollups.ledger
-        for q in quantiles:
+        values, descending = params(scope), []
+        for i, q in enumerate(quantiles):
             rank = min(total, max(1, math.ceil(q * total - 1e-9)))
             lo, hi, n, running = next(b for b in buckets if b[3] >= rank)
             offset = rank - (running - n) - 1
-            ordered = ledger.c.latency_ms
-            if offset > n // 2:  # walk in from the nearer end of the bucket
-                offset, ordered = n - 1 - offset, ordered.desc()
-            lookups.append(
-                select(ledger.c.latency_ms).where(*ledger_where(scope, ledger), ledger.c.cached == false(),
-                                                  ledger.c.latency_ms >= lo, ledger.c.latency_ms < hi)
-                .order_by(ordered).limit(1).offset(offset).scalar_subquery())
-        out.append(dict(zip(quantiles, conn.execute(select(*lookups)).one())))  # every lookup in one statement
+            desc = offset > n // 2  # walk in from the nearer end of the bucket
+            values.update({f"q{i}_lo": lo, f"q{i}_hi": hi, f"q{i}_offset": n - 1 - offset if desc else offset})
+            descending.append(desc)
+        statement = _prepared(("lookups", tuple(descending), shape(scope)),
+                              lambda: _lookups_statement(scope, tuple(descending)))
+        out.append(dict(zip(quantiles, _tuples(conn, statement, values)[0])))
     return out
 
 
@@ -695,7 +775,7 @@ def _interpolate(target, before, n, bucket, lo, hi):
     return case((bucket == LAST_BUCKET, lo), else_=lo + (target - before) * (hi - lo) / n)
 
 
-def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) -> list[dict]:
+def _quantiles_statement(h, group: list[str], quantiles):
     """Quantiles per group from histogram rows (group..., bucket, n), in SQL: cumulative counts by
     window functions, then the bucket that holds q*N."""
     cols = [h.c[g] for g in group]
@@ -704,47 +784,56 @@ def _quantiles_from_histogram(conn: Connection, h, group: list[str], quantiles) 
     cum = select(*gcols, grouped.c.bucket, grouped.c.n,
                  func.sum(grouped.c.n).over(partition_by=gcols, order_by=grouped.c.bucket, rows=(None, 0)).label("cum"),
                  func.sum(grouped.c.n).over(partition_by=gcols).label("total")).subquery()
-    qs = union_all(*[select(literal(float(q)).label("q")) for q in quantiles]).subquery()
+    qs = union_all(*[select(_num(q).label("q")) for q in quantiles]).subquery()
     target = qs.c.q * cum.c.total
     value = _interpolate(target, cum.c.cum - cum.c.n, cum.c.n, cum.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
     ccols = [cum.c[g] for g in group]
-    query = (select(*ccols, qs.c.q, value.label("value"), cum.c.total)
-             .select_from(cum).join(qs, true()).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
-             .where(cum.c.cum >= target, cum.c.cum - cum.c.n < target).order_by(*ccols, qs.c.q))
-    return _dicts(conn, query)
+    return (select(*ccols, qs.c.q, value.label("value"), cum.c.total)
+            .select_from(cum).join(qs, true()).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
+            .where(cum.c.cum >= target, cum.c.cum - cum.c.n < target).order_by(*ccols, qs.c.q))
 
 
 def latency_quantiles_by_model(conn: Connection, scope: Scope, quantiles=(0.05, 0.25, 0.5, 0.75, 0.95)) -> list[dict]:
-    return _quantiles_from_histogram(conn, _histogram(scope), ["model"], quantiles)
+    statement = _prepared(("model quantiles", tuple(quantiles), shape(scope)),
+                          lambda: _quantiles_statement(_histogram(scope), ["model"], quantiles))
+    return _dicts(conn, statement, params(scope))
+
+
+def _day_quantile_statement(scope: Scope, quantile: float):
+    t = scope.rollups.latency_cum
+    if scope.sources or "cum" not in t.c:
+        return _quantiles_statement(_histogram(scope, weeks=False), ["day", "model"], [quantile])
+    target = _num(quantile) * t.c.total
+    value = _interpolate(target, t.c.cum - t.c.n, t.c.n, t.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
+    return (select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
+            .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
+            .where(*_keys_where(t, scope, None), t.c.cum >= target, t.c.cum - t.c.n < target)
+            .order_by(t.c.day, t.c.model))
 
 
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
     """One quantile per day and model. Without a source filter it is read straight off the stored
     running counts of each (day, model) histogram."""
-    t = scope.rollups.latency_cum
-    if scope.sources or "cum" not in t.c:
-        return _quantiles_from_histogram(conn, _histogram(scope, weeks=False), ["day", "model"], [quantile])
-    target = _num(quantile) * t.c.total
-    value = _interpolate(target, t.c.cum - t.c.n, t.c.n, t.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
-    query = (select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
-             .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
-             .where(*_keys_where(t, scope, (scope.first_day, scope.last_day)), t.c.cum >= target, t.c.cum - t.c.n < target)
-             .order_by(t.c.day, t.c.model))
-    return _dicts(conn, query)
+    statement = _prepared(("day quantile", quantile, shape(scope)), lambda: _day_quantile_statement(scope, quantile))
+    return _dicts(conn, statement, params(scope))
+
+
+def _quality_statement(scope: Scope):
+    s = rollup_score
+    keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
+    return (select(*keys, func.sum(s.c.n), func.sum(s.c.n_value), func.sum(s.c.sum_value), func.sum(s.c.n_verdict),
+                   func.sum(s.c.n_passed), func.sum(s.c.n_error))
+            .select_from(s).join(Run, Run.id == s.c.run_id)
+            .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id).join(Prompt, Prompt.id == PromptVersion.prompt_id)
+            .where(*_runs(scope, s)).group_by(*keys).order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id))
 
 
 def run_quality(conn: Connection, scope: Scope) -> list[dict]:
     """Per run (in run order), prompt version and scorer: count, mean score and pass rate."""
-    s = rollup_score
-    keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
-    query = (select(*keys, func.sum(s.c.n), func.sum(s.c.n_value), func.sum(s.c.sum_value), func.sum(s.c.n_verdict),
-                    func.sum(s.c.n_passed), func.sum(s.c.n_error))
-             .select_from(s).join(Run, Run.id == s.c.run_id)
-             .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id).join(Prompt, Prompt.id == PromptVersion.prompt_id)
-             .where(*_runs(scope, s)).group_by(*keys).order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id))
+    statement = _prepared(("quality", shape(scope)), lambda: _quality_statement(scope))
     out = []
     for run_id, run_name, pv_id, prompt, version, scorer, n, n_value, total, n_verdict, n_passed, n_error \
-            in _tuples(conn, query):
+            in _tuples(conn, statement, params(scope)):
         out.append({"run_id": run_id, "run": run_name, "prompt_version_id": pv_id,
                     "prompt": prompt, "version": version, "scorer": scorer, "n": int(n),
                     "mean": float(total) / n_value if n_value else None,
@@ -752,22 +841,32 @@ def run_quality(conn: Connection, scope: Scope) -> list[dict]:
     return out
 
 
+def _calls_page_statements(scope: Scope, by_model: bool, by_error: bool):
+    ledger = scope.rollups.ledger
+    where = ledger_where(scope, ledger)
+    c = _calls(scope)
+    conditions = []
+    if by_model:
+        where.append(ledger.c.model == bindparam("page_model"))
+        conditions.append(c.c.model == bindparam("page_model"))
+    if by_error:
+        where.append(ledger.c.error_type == bindparam("page_error"))
+        conditions.append(c.c.error_type == bindparam("page_error"))
+    page = (select(*[ledger.c[name] for name in CALL_COLUMNS]).where(*where)
+            .order_by(ledger.c.created_at.desc(), ledger.c.id.desc())
+            .limit(bindparam("page_limit")).offset(bindparam("page_offset")))
+    return page, select(func.coalesce(func.sum(c.c.calls), 0)).where(*conditions)
+
+
 def calls_page(conn: Connection, scope: Scope, limit: int, offset: int, model: str | None = None,
                error_type: str | None = None) -> tuple[list[dict], int]:
     """One page of the scope's calls, newest first, and how many there are in all."""
-    ledger = scope.rollups.ledger
-    where = ledger_where(scope, ledger)
-    if model:
-        where.append(ledger.c.model == model)
-    if error_type:
-        where.append(ledger.c.error_type == error_type)
-    rows = conn.execute(select(*[ledger.c[name] for name in CALL_COLUMNS]).where(*where)
-                        .order_by(ledger.c.created_at.desc(), ledger.c.id.desc()).limit(limit).offset(offset))
-    page = [dict(r._mapping) for r in rows]
-    c = _calls(scope)
-    conditions = ([c.c.model == model] if model else []) + ([c.c.error_type == error_type] if error_type else [])
-    total = conn.execute(select(func.coalesce(func.sum(c.c.calls), 0)).where(*conditions)).scalar()
-    return page, int(total)
+    page, count = _prepared(("calls page", bool(model), bool(error_type), shape(scope)),
+                            lambda: _calls_page_statements(scope, bool(model), bool(error_type)))
+    values = {**params(scope), "page_model": model, "page_error": error_type, "page_limit": limit,
+              "page_offset": offset}
+    rows = [dict(r._mapping) for r in conn.execute(page, values)]  # through SQLAlchemy: it converts the timestamps
+    return rows, int(_tuples(conn, count, values)[0][0])
 
 
 def spend_between(conn: Connection, first_day: str, last_day: str) -> float:

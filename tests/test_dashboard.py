@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, inspect, insert, select, update
+from sqlalchemy import delete, inspect, insert, literal, select, update
 
 from storage import dashboard_queries as q
 from storage import db
@@ -349,13 +349,13 @@ def test_migration_matches_the_rollup_tables_and_bucket_edges_are_exact():
         assert len(buckets) == q.LAST_BUCKET + 1
         for bucket, lo, hi in buckets:
             below_hi = math.nextafter(min(hi, 1e12), 0)
-            assert conn.execute(select(q.bucket_of(q.literal(lo)), q.bucket_of(q.literal(below_hi)))).one() == \
+            assert conn.execute(select(q.bucket_of(literal(lo)), q.bucket_of(literal(below_hi)))).one() == \
                 (bucket, bucket), (bucket, lo, hi)
             assert q.bucket_edges(bucket) == (lo, hi)
         for bucket in range(1 + q.FINE_STEPS * q.OCTAVES):  # the fine histogram's edges, worked out in Python
             lo, hi = q.bucket_edges(bucket, q.FINE_STEPS)
             below_hi = math.nextafter(hi, 0)
-            fine = [q.bucket_of(q.literal(v), q.FINE_STEPS) for v in (lo, below_hi)]
+            fine = [q.bucket_of(literal(v), q.FINE_STEPS) for v in (lo, below_hi)]
             assert conn.execute(select(*fine)).one() == (bucket, bucket), (bucket, lo, hi)
 
 
