@@ -2,16 +2,25 @@
 
 Why rollups. At a million calls a plain GROUP BY over `llm_call` takes over a second per panel
 on SQLite and the page has a dozen panels, so the ledger is folded into small tables (made by
-migration 3) and the panels read those:
+migrations 3 and 4) and the panels read those:
 
 - `rollup_call` (day, model, source, error_type): calls, cache hits, priced calls, spend, tokens;
-- `rollup_version` (prompt version, model, day, source): calls, spend, tokens;
+- `rollup_version` (prompt version, day, model, source, error_type): the same per prompt version,
+  which is what a prompt or version filter reads, and `rollup_version_model` (day, prompt
+  version, model), the third as many rows that "cost per prompt version" reads;
 - `rollup_latency` (day, model, source, bucket): a latency histogram of the calls that reached a
   provider (cache hits excluded), 8 buckets per power of two (each at most 12.5% wide), and
   `rollup_latency_cum` the same over all sources with each (day, model) histogram's running
   count, so "p95 per day and model" is a range read instead of a window over thousands of cells;
+  `rollup_latency_version` (prompt version, day, model, bucket) for version filters, and
+  `rollup_latency_fine` (day, bucket), 64 buckets per power of two, for the exact headline ranks;
 - `rollup_run` and `rollup_score` (run, prompt version, model[, scorer]): item, guardrail and
   score summaries.
+
+Weeks. Every day rollup also holds a row per week and key (`day` = 'w' + its Monday), rebuilt
+from the day rows whenever a day of that week changes. A date range reads its whole weeks from
+week rows and only the days at its ends from day rows (see `_periods`): all time is ~20 ranges
+of keys instead of 90 days.
 
 How they stay current. The ledger is append-only, so `refresh()` folds the rows with ids past
 `rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark; it runs
@@ -20,15 +29,20 @@ calls, a cost recompute, rebuilds that model's spend rollups in the same transac
 (`rebuild_model`). Run summaries are recomputed per run when its stamp (status, heartbeat,
 finish) changed, while it is unfinished, or when it got new scores (re-scoring writes new ids).
 
-Filters on date, models and sources are rollup keys. A prompt, version or run filter is narrow:
-`build_narrow` folds just those ledger rows (found through their indexes) into TEMPORARY copies
-of the day rollups once per page, and every panel runs the same queries against them.
+Filters on date, models, sources and prompt versions are rollup keys. A run filter (or a prompt
+with a source) is narrow: `build_narrow` folds just those ledger rows (found through their
+indexes) into TEMPORARY copies of the day rollups once per page, and every panel runs the same
+queries against them.
 
-Percentiles. The headline p50/p95/p99 are exact nearest-rank values: the histogram gives the
-bucket holding rank ceil(q*N) and the offset inside it, and one ordered lookup on the covering
-index `ix_llm_call_latency` reads that row (never an average of averages). Per-model boxes and
-p95 over time are read from the same histograms in SQL, interpolated inside the bucket that
-holds q*N (error under one bucket width, 12.5%).
+Percentiles. The headline p50/p95/p99 are exact nearest-rank values: a histogram gives the
+bucket holding rank ceil(q*N) and the offset inside it, and one ordered lookup on a covering
+index of the ledger reads that row (never an average of averages). Per-model boxes and p95 over
+time are read from the same histograms, interpolated inside the bucket that holds q*N (error
+under one bucket width, 12.5%).
+
+Cost of a page. At a million calls SQLite answers each panel in a few milliseconds, so what
+SQLAlchemy does around it counts as much: statements are built once per filter shape with bound
+values (`_prepared`), and panel rows are fetched as plain tuples (`_tuples`).
 
 Everything is SQLAlchemy Core and runs on SQLite and PostgreSQL; the dialect differences
 (a timestamp's day, floor) are small compiled helpers below.
@@ -775,34 +789,51 @@ def _interpolate(target, before, n, bucket, lo, hi):
     return case((bucket == LAST_BUCKET, lo), else_=lo + (target - before) * (hi - lo) / n)
 
 
-def _quantiles_statement(h, group: list[str], quantiles):
-    """Quantiles per group from histogram rows (group..., bucket, n), in SQL: cumulative counts by
-    window functions, then the bucket that holds q*N."""
+def _grouped_histogram_statement(h, group: list[str]):
     cols = [h.c[g] for g in group]
-    grouped = select(*cols, h.c.bucket, func.sum(h.c.n).label("n")).group_by(*cols, h.c.bucket).subquery()
-    gcols = [grouped.c[g] for g in group]
-    cum = select(*gcols, grouped.c.bucket, grouped.c.n,
-                 func.sum(grouped.c.n).over(partition_by=gcols, order_by=grouped.c.bucket, rows=(None, 0)).label("cum"),
-                 func.sum(grouped.c.n).over(partition_by=gcols).label("total")).subquery()
-    qs = union_all(*[select(_num(q).label("q")) for q in quantiles]).subquery()
-    target = qs.c.q * cum.c.total
-    value = _interpolate(target, cum.c.cum - cum.c.n, cum.c.n, cum.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
-    ccols = [cum.c[g] for g in group]
-    return (select(*ccols, qs.c.q, value.label("value"), cum.c.total)
-            .select_from(cum).join(qs, true()).join(latency_bucket, latency_bucket.c.bucket == cum.c.bucket)
-            .where(cum.c.cum >= target, cum.c.cum - cum.c.n < target).order_by(*ccols, qs.c.q))
+    return select(*cols, h.c.bucket, func.sum(h.c.n)).group_by(*cols, h.c.bucket).order_by(*cols, h.c.bucket)
+
+
+def _histogram_quantiles(conn: Connection, key: tuple, scope: Scope, group: list[str], quantiles,
+                         weeks: bool = True) -> list[dict]:
+    """Quantiles per group (e.g. per model) read off the scope's histogram: SQL sums it per group
+    and bucket (a few hundred bins, whatever the number of calls), then each quantile is placed
+    inside the bin that holds q*N, linearly (the open last bin reports its lower edge). Running
+    counts over those bins by window functions cost SQLite more than the whole rest of a page."""
+    statement = _prepared((key, shape(scope)), lambda: _grouped_histogram_statement(_histogram(scope, weeks), group))
+    out, width = [], len(group)
+
+    def place(keys, bins):
+        total = sum(n for _, n in bins)
+        for q in quantiles:
+            target, before = q * total, 0
+            for bucket, n in bins:
+                if before + n >= target:
+                    lo, hi = bucket_edges(bucket)
+                    value = lo if bucket == LAST_BUCKET else lo + (target - before) * (hi - lo) / n
+                    out.append({**dict(zip(group, keys)), "q": q, "value": value, "total": total})
+                    break
+                before += n
+
+    current, bins = None, []
+    for row in _tuples(conn, statement, params(scope)):
+        keys = row[:width]
+        if keys != current and bins:
+            place(current, bins)
+            bins = []
+        current = keys
+        bins.append((row[width], int(row[width + 1])))
+    if bins:
+        place(current, bins)
+    return out
 
 
 def latency_quantiles_by_model(conn: Connection, scope: Scope, quantiles=(0.05, 0.25, 0.5, 0.75, 0.95)) -> list[dict]:
-    statement = _prepared(("model quantiles", tuple(quantiles), shape(scope)),
-                          lambda: _quantiles_statement(_histogram(scope), ["model"], quantiles))
-    return _dicts(conn, statement, params(scope))
+    return _histogram_quantiles(conn, ("model histogram",), scope, ["model"], quantiles)
 
 
 def _day_quantile_statement(scope: Scope, quantile: float):
     t = scope.rollups.latency_cum
-    if scope.sources or "cum" not in t.c:
-        return _quantiles_statement(_histogram(scope, weeks=False), ["day", "model"], [quantile])
     target = _num(quantile) * t.c.total
     value = _interpolate(target, t.c.cum - t.c.n, t.c.n, t.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
     return (select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
@@ -814,6 +845,8 @@ def _day_quantile_statement(scope: Scope, quantile: float):
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
     """One quantile per day and model. Without a source filter it is read straight off the stored
     running counts of each (day, model) histogram."""
+    if scope.sources or "cum" not in scope.rollups.latency_cum.c:
+        return _histogram_quantiles(conn, ("day histogram",), scope, ["day", "model"], [quantile], weeks=False)
     statement = _prepared(("day quantile", quantile, shape(scope)), lambda: _day_quantile_statement(scope, quantile))
     return _dicts(conn, statement, params(scope))
 

@@ -170,6 +170,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             n INTEGER NOT NULL, PRIMARY KEY (prompt_version_id, day, model, bucket)){without_rowid}""",
         """CREATE TABLE rollup_latency_fine (
             day TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, bucket)){without_rowid}""",
+        # Keyed by version first; folding rewrites the current week's rows, found by day.
+        "CREATE INDEX ix_rollup_version_day ON rollup_version (day)",
+        "CREATE INDEX ix_rollup_latency_version_day ON rollup_latency_version (day)",
         "CREATE INDEX ix_llm_call_version_latency ON llm_call (prompt_version_id, cached, latency_ms, created_at)",
         "DELETE FROM rollup_call",
         "DELETE FROM rollup_latency",
