@@ -19,8 +19,8 @@ migrations 3 and 4) and the panels read those:
 
 Weeks. Every day rollup also holds a row per week and key (`day` = 'w' + its Monday), rebuilt
 from the day rows whenever a day of that week changes. A date range reads its whole weeks from
-week rows and only the days at its ends from day rows (see `_periods`): all time is ~20 ranges
-of keys instead of 90 days.
+week rows and only the days at its ends from day rows (see `_periods`): 91 days are read as
+13 weeks and a few days instead of 91 days.
 
 How they stay current. The ledger is append-only, so `refresh()` folds the rows with ids past
 `rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark; it runs
@@ -236,25 +236,25 @@ def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: li
     conn.execute(statement)
 
 
-def _tuples(conn: Connection, query, values: dict | None = None) -> list[tuple]:
-    """A panel's rows, already aggregated, as the driver's plain tuples: SQLAlchemy compiles (from
-    its cache) and executes the statement, but building its Row objects for hundreds of rows
-    would cost the page more than SQLite's own work. Only for numbers and text: no type
-    conversion happens here."""
+def _fetch(conn: Connection, query, values: dict | None = None) -> tuple[list[str], list[tuple]]:
+    """A panel's column names and rows, already aggregated, as the driver's plain tuples:
+    SQLAlchemy compiles (from its cache) and executes the statement, but building its Row objects
+    for hundreds of rows would cost the page more than SQLite's own work. Only for numbers and
+    text: no type conversion happens here."""
     result = conn.execute(query, values)
     try:
-        return result.cursor.fetchall()
+        return list(result.keys()), result.cursor.fetchall()
     finally:
         result.close()
+
+
+def _tuples(conn: Connection, query, values: dict | None = None) -> list[tuple]:
+    return _fetch(conn, query, values)[1]
 
 
 def _dicts(conn: Connection, query, values: dict | None = None) -> list[dict]:
-    result = conn.execute(query, values)
-    try:
-        keys = list(result.keys())
-        return [dict(zip(keys, row)) for row in result.cursor.fetchall()]
-    finally:
-        result.close()
+    keys, rows = _fetch(conn, query, values)
+    return [dict(zip(keys, row)) for row in rows]
 
 
 def _chunks(values: list, size: int = 500):
@@ -305,7 +305,7 @@ def _fold_calls(conn: Connection, where, into: Rollups = STORED, tables=None) ->
 # Each day rollup also holds one row per week and key, `day` = WEEK + the week's Monday (ISO
 # weeks, UTC). 'w' sorts after every digit, so a plain day range never sees week rows, and a
 # range of weeks is a range of keys. A long date range reads its whole weeks from week rows and
-# only the days at its two ends from day rows: a quarter is ~25 periods instead of ~90.
+# only the days at its two ends from day rows.
 
 WEEK = "w"
 
@@ -744,7 +744,7 @@ def _rank_histogram(conn: Connection, scope: Scope) -> list[tuple[float, float, 
 
 
 def _lookups_statement(scope: Scope, descending: tuple[bool, ...]):
-    """One ordered lookup per quantile (bounds lo{i}..hi{i} and offset o{i} bound), in one SELECT."""
+    """One ordered lookup per quantile i (bound q{i}_lo, q{i}_hi and q{i}_offset), in one SELECT."""
     ledger = scope.rollups.ledger
     lookups = []
     for i, desc in enumerate(descending):

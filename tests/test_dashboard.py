@@ -315,9 +315,7 @@ def test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself():
         filters = Filters(first, first + timedelta(days=rng.randint(0, 29)),
                           models=rng.choice([(), ("m/b",)]), sources=rng.choice([(), (), ("run", "rag")]),
                           prompt=rng.choice([None, "ask"]), version=rng.choice([None, 2]))
-        version_ids = {None: None, 2: {v2}}[filters.version] if filters.prompt else None
-        if filters.prompt and version_ids is None:
-            version_ids = {v1, v2}
+        version_ids = None if not filters.prompt else {v2} if filters.version == 2 else {v1, v2}
         mine = [r for r in rows if filters.start <= r["created_at"].date() <= filters.end
                 and (not filters.models or r["model"] in filters.models)
                 and (not filters.sources or r["source"] in filters.sources)
@@ -388,7 +386,8 @@ def test_the_same_panels_on_postgresql(monkeypatch, request):
                   test_exact_percentiles_match_nearest_rank_under_every_kind_of_filter,
                   test_quantiles_by_model_and_day_are_within_one_bucket_of_exact,
                   test_panels_spend_tokens_errors_and_versions, test_calls_table_pages_newest_first_and_narrows_to_a_day_model_or_error,
-                  test_budget_status_and_month_projection):
+                  test_budget_status_and_month_projection,
+                  test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself):
         _empty_postgres()
         check()
     for check in (test_guardrail_rate_quality_in_run_order_and_cost_per_1000_rows,
