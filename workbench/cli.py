@@ -84,6 +84,7 @@ def cmd_eval(args) -> int:
             print(f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
                   f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)", file=sys.stderr)
         processes = args.processes or engine.auto_processes(run_id)
+        _freeze_heap()
         status = engine.run_sync(run_id, processes=processes, retry_errors=args.retry_errors,
                                  on_progress=None if args.quiet else _progress_printer())
     except WorkbenchError as exc:
@@ -106,6 +107,16 @@ def cmd_eval(args) -> int:
         print(f"run {run_id} ended as {status}")
         return 1
     return 1 if failures else 0
+
+
+def _freeze_heap() -> None:
+    """Move everything imported so far out of the garbage collector's sight. litellm, SQLAlchemy
+    and pydantic leave ~400k objects, and each full collection during a run walked them all
+    (~0.18 s with the event loop stalled, every few hundred calls). A one-shot command loses
+    nothing by never collecting them (not even a last collection first: that alone takes 0.2 s)."""
+    import gc
+
+    gc.freeze()
 
 
 def _print_summary(run_id: int, status: str, result: dict) -> None:

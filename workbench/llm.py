@@ -133,6 +133,7 @@ def _sync_providers() -> None:
 
 
 _litellm = None
+_no_litellm_logging = None  # litellm's "internal call" switch, once litellm is imported
 
 
 def litellm_module():
@@ -150,7 +151,22 @@ def litellm_module():
             _providers["local"] = LocalProvider()
         _litellm = litellm
         _sync_providers()
+        _find_logging_switch()
     return _litellm
+
+
+def _find_logging_switch() -> None:
+    """litellm builds a logging payload and schedules success callbacks (a task and a thread-pool
+    job) for every call, ~1 ms of CPU that our own ledger makes useless: we register no litellm
+    callbacks. Its context flag for internal sub-calls skips exactly that work (and the proxy's
+    billing hooks, which we do not run). It is private API, so when a litellm version lacks it
+    calls simply keep the logging."""
+    global _no_litellm_logging
+    try:
+        from litellm._internal_context import is_internal_call
+    except ImportError:
+        return
+    _no_litellm_logging = is_internal_call
 
 
 def request_hash(spec: ModelSpec, messages: list, params: dict) -> str:
@@ -216,6 +232,7 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     # Local OpenAI-compatible servers usually need no key, but the client insists on one.
     api_key = spec.api_key or ("not-needed" if spec.api_base else None)
     started = time.perf_counter()
+    quiet = _no_litellm_logging.set(True) if _no_litellm_logging is not None else None
     try:
         response = await litellm.acompletion(
             model=spec.id, messages=messages, api_base=spec.api_base, api_key=api_key,
@@ -226,6 +243,9 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
         result.error_type, result.retry_after = classify_error(exc)
         result.error = f"{type(exc).__name__}: {_short(exc)}"
         return result
+    finally:
+        if quiet is not None:
+            _no_litellm_logging.reset(quiet)
     result.latency_ms = (time.perf_counter() - started) * 1000
     choice = response.choices[0]
     result.output = choice.message.content or ""

@@ -25,7 +25,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Hashable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats as _sp
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: it takes ~0.7 s, which every `workbench` command paid
+    at start (the CLI's parser imports the compare module) even when it never tests anything."""
+    from scipy import stats
+
+    return stats
+
 
 EXACT_PERMUTATION_MAX_N = 16  # 2**16 sign patterns: exact enumeration is still instant
 MCNEMAR_EXACT_BELOW = 25  # discordant pairs; the chi-square approximation is poor below this
@@ -158,7 +166,7 @@ def wilson_ci(successes: float, n: int, confidence: float = 0.95) -> tuple[float
     """
     if n <= 0:
         return None, None
-    z = _sp.norm.ppf(1 - (1 - confidence) / 2)
+    z = _scipy_stats().norm.ppf(1 - (1 - confidence) / 2)
     p = successes / n
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
@@ -274,7 +282,7 @@ def _binomial_two_sided(k: int, n: int) -> float:
     """Two-sided p of k successes in n fair coin flips (symmetric, so twice the smaller tail)."""
     if n == 0:
         return 1.0
-    return float(min(1.0, 2 * _sp.binom.cdf(min(k, n - k), n, 0.5)))
+    return float(min(1.0, 2 * _scipy_stats().binom.cdf(min(k, n - k), n, 0.5)))
 
 
 class McNemarResult(NamedTuple):
@@ -306,7 +314,7 @@ def mcnemar(a_pass: Sequence[Any], b_pass: Sequence[Any], exact: bool | None = N
         return McNemarResult(float(min(b_only, a_only)), _binomial_two_sided(b_only, discordant),
                              b_only, a_only, int(a_kept.size), True)
     chi2 = max(0, abs(b_only - a_only) - 1) ** 2 / discordant
-    return McNemarResult(float(chi2), float(_sp.chi2.sf(chi2, 1)), b_only, a_only, int(a_kept.size), False)
+    return McNemarResult(float(chi2), float(_scipy_stats().chi2.sf(chi2, 1)), b_only, a_only, int(a_kept.size), False)
 
 
 class SignTestResult(NamedTuple):
@@ -513,7 +521,7 @@ def required_sample_size(sd_of_differences: float, min_detectable_diff: float, a
         raise ValueError("min_detectable_diff must be non-zero")
     if sd_of_differences < 0:
         raise ValueError("sd_of_differences must be >= 0")
-    z = _sp.norm.ppf(1 - alpha / 2) + _sp.norm.ppf(power)
+    z = _scipy_stats().norm.ppf(1 - alpha / 2) + _scipy_stats().norm.ppf(power)
     n = (z * sd_of_differences / abs(min_detectable_diff)) ** 2
     return max(2, math.ceil(n - 1e-9))
 
@@ -537,7 +545,7 @@ def required_sample_size_proportions(p_a: float, diff: float, alpha: float = 0.0
         raise ValueError("diff must be non-zero")
     if not abs(diff) <= p_discordant <= 1:
         raise ValueError("p_discordant must be between |diff| and 1")
-    z_a, z_b = _sp.norm.ppf(1 - alpha / 2), _sp.norm.ppf(power)
+    z_a, z_b = _scipy_stats().norm.ppf(1 - alpha / 2), _scipy_stats().norm.ppf(power)
     n = (z_a * math.sqrt(p_discordant) + z_b * math.sqrt(p_discordant - diff * diff)) ** 2 / diff ** 2
     return max(2, math.ceil(n - 1e-9))
 
