@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 
 from workbench import config
 
@@ -59,32 +61,33 @@ def _progress_printer(stream=sys.stderr):
 
 
 def cmd_eval(args) -> int:
-    from workbench import engine, runs
+    from workbench import engine, llm, runs
     from workbench.errors import WorkbenchError
 
     try:
-        if args.resume:
-            run_id = args.resume
-            config_thresholds = runs.get_run(run_id).config.get("thresholds") or {}
-            print(f"Resuming run {run_id}", file=sys.stderr)
-        else:
-            if not args.config:
-                print("error: give a CONFIG.yaml or --resume RUN_ID", file=sys.stderr)
-                return 2
-            config_dict = runs.load_config(args.config)
-            if args.no_cache:
-                config_dict["cache"] = False
-            if args.concurrency:
-                config_dict["concurrency"] = args.concurrency
-            if args.limit:
-                config_dict["limit"] = args.limit
-            plan = runs.plan_from_config(config_dict)
-            run_id = runs.create_run(plan)
-            config_thresholds = plan.config.get("thresholds") or {}
-            print(f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
-                  f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)", file=sys.stderr)
+        with _collector_paused():
+            if args.resume:
+                run_id = args.resume
+                config_thresholds = runs.get_run(run_id).config.get("thresholds") or {}
+                print(f"Resuming run {run_id}", file=sys.stderr)
+            else:
+                if not args.config:
+                    print("error: give a CONFIG.yaml or --resume RUN_ID", file=sys.stderr)
+                    return 2
+                config_dict = runs.load_config(args.config)
+                if args.no_cache:
+                    config_dict["cache"] = False
+                if args.concurrency:
+                    config_dict["concurrency"] = args.concurrency
+                if args.limit:
+                    config_dict["limit"] = args.limit
+                plan = runs.plan_from_config(config_dict)
+                run_id = runs.create_run(plan)
+                config_thresholds = plan.config.get("thresholds") or {}
+                print(f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
+                      f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)", file=sys.stderr)
+            llm.litellm_module()  # imported here, inside the pause, not by the first call
         processes = args.processes or engine.auto_processes(run_id)
-        _freeze_heap()
         status = engine.run_sync(run_id, processes=processes, retry_errors=args.retry_errors,
                                  on_progress=None if args.quiet else _progress_printer())
     except WorkbenchError as exc:
@@ -109,14 +112,22 @@ def cmd_eval(args) -> int:
     return 1 if failures else 0
 
 
-def _freeze_heap() -> None:
-    """Move everything imported so far out of the garbage collector's sight. litellm, SQLAlchemy
-    and pydantic leave ~400k objects, and each full collection during a run walked them all
-    (~0.18 s with the event loop stalled, every few hundred calls). A one-shot command loses
-    nothing by never collecting them (not even a last collection first: that alone takes 0.2 s)."""
-    import gc
+@contextmanager
+def _collector_paused():
+    """Setup with the garbage collector off, then everything it loaded frozen out of its sight.
 
-    gc.freeze()
+    litellm, SQLAlchemy and pydantic leave ~400k long-lived objects. While they load, and later
+    during a run, every full collection walked them all: ~0.18 s with the event loop stalled,
+    every few hundred calls. A command's imports, parser and run plan live as long as the
+    command, so it loses nothing by never collecting them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def _print_summary(run_id: int, status: str, result: dict) -> None:
@@ -142,7 +153,12 @@ def cmd_init(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("serve", "init", "eval")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `command` one of the core commands, only that much of it: the
+    compare and index commands import numpy and the RAG modules (0.1 s before an eval starts)."""
     parser = argparse.ArgumentParser(prog="workbench", description="Prompt Workbench")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the web UI")
@@ -164,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N dataset rows (a quick smoke test)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+    if command in CORE_COMMANDS:
+        return parser
     from workbench.compare import add_cli as add_compare_cli
     from workbench.rag.cli import add_cli as add_index_cli
 
@@ -173,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    with _collector_paused():
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
     return args.func(args)
 
 

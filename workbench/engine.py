@@ -35,6 +35,13 @@ from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, request_h
 HEARTBEAT_S = 2.0
 BATCH_MAX = 200
 BATCH_WAIT_S = 0.05
+# Workers start one after another, RAMP_S apart (the whole ramp at most RAMP_WINDOW_S). Started
+# together, calls of similar latency come back together and stay in lockstep: asyncio interleaves
+# the parsing of every reply in a wave (a few ms of litellm each), so each call waits for the
+# whole wave's CPU. Spread out, each reply is handled as it arrives. Measured on 2 cores, 16
+# workers per process, 0.2 s latency: replies took 244 ms in lockstep, 207 ms spread.
+RAMP_S = 0.0125
+RAMP_WINDOW_S = 0.25
 
 
 @dataclass
@@ -262,6 +269,9 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
             await asyncio.sleep(backoff_delay(attempt, result.retry_after))
         return result
 
+    workers = max(1, run.concurrency // shard[1])
+    ramp_step = min(RAMP_S, RAMP_WINDOW_S / workers)
+
     async def worker():
         while pending and not state.stop_reason:
             if state.over_budget():
@@ -326,7 +336,11 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
     writer_task = asyncio.create_task(_writer(run.id, queue, state, on_progress))
     beat_task = asyncio.create_task(heartbeat())
     try:
-        await asyncio.gather(*[worker() for _ in range(max(1, run.concurrency // shard[1]))])
+        started = []
+        while len(started) < workers and pending and not state.stop_reason:
+            started.append(asyncio.create_task(worker()))
+            await asyncio.sleep(ramp_step)
+        await asyncio.gather(*started)
     finally:
         beat_task.cancel()
         await queue.put(None)
