@@ -227,3 +227,53 @@ def test_sharded_across_processes_every_item_once_and_bound_kept(tmp_path):
         stats = srv.stats()
         assert stats["total_requests"] == 240 and stats["max_repeats"] == 1
         assert stats["max_in_flight"] <= 8
+
+
+def _burn_cpu(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_pacer_spaces_simultaneous_starts_by_the_cpu_each_call_took(monkeypatch):
+    monkeypatch.setattr(engine, "PACE_AFTER", 8)
+
+    async def starts_after_warm_up(cpu_per_call: float) -> list[float]:
+        pacer = engine.Pacer()
+        for _ in range(engine.PACE_AFTER):  # unpaced while there is nothing to measure
+            await pacer.wait()
+            _burn_cpu(cpu_per_call)
+        starts = []
+
+        async def one():
+            await pacer.wait()
+            starts.append(time.monotonic())
+
+        await asyncio.gather(*[one() for _ in range(6)])
+        return sorted(starts)
+
+    starts = asyncio.run(starts_after_warm_up(0.004))
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # ~32 ms of CPU over 9-14 starts: each start waits 2.3-3.6 ms for the previous one.
+    assert min(gaps) >= 0.002 and max(gaps) < 0.008
+    starts = asyncio.run(starts_after_warm_up(0.03))  # a slow loop is paced at PACE_MAX_S, no slower
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= engine.PACE_MAX_S * 0.9 and max(gaps) < engine.PACE_MAX_S * 1.6
+
+
+def test_workers_start_one_ramp_step_apart(server, tmp_path, monkeypatch):
+    started = []
+    real_acall = engine.acall
+
+    async def recording_acall(*args, **kwargs):
+        started.append(time.monotonic())
+        return await real_acall(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "acall", recording_acall)
+    server.control(delay_s=0.3)  # no worker finishes before the last one has started
+    run_id = start(config_for(server, write_dataset(tmp_path, 8), concurrency=8))
+    assert engine.run_sync(run_id) == "done"
+    gaps = [b - a for a, b in zip(started, started[1:])]
+    # A start can slip by the CPU of the calls around it, but none starts together with another.
+    assert len(started) == 8 and min(gaps) >= engine.RAMP_S * 0.3
+    assert engine.RAMP_S * 7 * 0.8 <= started[-1] - started[0] < engine.RAMP_S * 7 + 0.05

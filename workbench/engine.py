@@ -30,7 +30,7 @@ from storage.tables import DatasetRow, LlmCall, PromptVersion, Run, RunItem, Sco
 from workbench import calls as ledger
 from workbench import guardrails, prompts, runs, templates
 from workbench.scoring import ScoreContext, apply
-from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, request_hash
+from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, litellm_module, request_hash
 
 HEARTBEAT_S = 2.0
 BATCH_MAX = 200
@@ -42,6 +42,8 @@ BATCH_WAIT_S = 0.05
 # workers per process, 0.2 s latency: replies took 244 ms in lockstep, 207 ms spread.
 RAMP_S = 0.0125
 RAMP_WINDOW_S = 0.25
+PACE_AFTER = 32  # calls before the CPU per call is known well enough to pace by it
+PACE_MAX_S = 0.01
 
 
 @dataclass
@@ -192,6 +194,32 @@ class Limiter:
             self.next_at = max(now, self.next_at) + self.interval
 
 
+class Pacer:
+    """Keeps this event loop's call starts at least one call's CPU apart (at most PACE_MAX_S).
+
+    Calls with similar latency that start together come back together, and then stay together:
+    asyncio interleaves their reply parsing, so all of them finish at the end of the burst and
+    start their next calls together again. The start ramp spreads the first wave; this keeps
+    the spread when replies collide later. The loop cannot start calls faster than it can
+    parse their replies anyway, so the spacing costs no throughput."""
+
+    def __init__(self):
+        self.cpu_at_start = time.thread_time()
+        self.starts = 0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        self.starts += 1
+        if self.starts <= PACE_AFTER:
+            return
+        gap = min(PACE_MAX_S, (time.thread_time() - self.cpu_at_start) / self.starts)
+        now = time.monotonic()
+        start_at = max(now, self.next_at)
+        self.next_at = start_at + gap
+        if start_at > now:
+            await asyncio.sleep(start_at - now)
+
+
 async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
                   on_progress: Callable[[dict], None] | None = None, timeout: float = 120.0) -> str:
     """Run every pending item of `run_id`; returns the final status. Safe to call again to resume."""
@@ -253,6 +281,7 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
     input_guards, output_guards = guard_config.get("input") or [], guard_config.get("output") or []
     judge_cache = apply.cache_lookup() if run.use_cache else None
     local_slots = asyncio.Semaphore(1)
+    pacer = Pacer()
     limiters = {w.spec.label: Limiter(w.spec.rpm) for w in todo if w.spec.rpm}
 
     async def call_with_retries(item: WorkItem) -> CallResult:
@@ -263,6 +292,7 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
                 async with local_slots:
                     result = await acall(item.spec, item.messages, timeout)
             else:
+                await pacer.wait()
                 result = await acall(item.spec, item.messages, timeout)
             if result.ok or not result.retryable or attempt == max_attempts - 1 or state.stop_reason:
                 return result
@@ -333,6 +363,8 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
             if status in ("cancelling", "cancelled"):
                 state.stop_reason = "cancelled"
 
+    if todo:
+        litellm_module()  # its import takes seconds: not inside the first call, with the loop stalled
     writer_task = asyncio.create_task(_writer(run.id, queue, state, on_progress))
     beat_task = asyncio.create_task(heartbeat())
     try:
