@@ -28,8 +28,8 @@ import numpy as np
 
 
 def _scipy_stats():
-    """scipy.stats, imported on first use: it takes ~0.7 s, which every `workbench` command paid
-    at start (the CLI's parser imports the compare module) even when it never tests anything."""
+    """scipy.stats, imported on first use: its import takes ~0.7 s, which every importer of the
+    compare module paid (the CLI's parser, the pages) before testing anything."""
     from scipy import stats
 
     return stats
