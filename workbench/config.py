@@ -43,8 +43,17 @@ def model_cache() -> Path:
     return Path(os.environ.get("WORKBENCH_MODEL_CACHE") or default).expanduser()
 
 
+_database_urls: dict[tuple, str] = {}
+
+
 def database_url() -> str:
-    return os.environ.get("WORKBENCH_DATABASE_URL") or f"sqlite:///{home() / 'workbench.db'}"
+    """WORKBENCH_DATABASE_URL, or the SQLite file in the home. Asked for on every model call
+    (prices, ledger), so it is worked out once per value of the two variables."""
+    key = (os.environ.get("WORKBENCH_DATABASE_URL"), os.environ.get("WORKBENCH_HOME"))
+    url = _database_urls.get(key)
+    if url is None:
+        url = _database_urls[key] = key[0] or f"sqlite:///{home() / 'workbench.db'}"
+    return url
 
 
 def author() -> str:
