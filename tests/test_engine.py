@@ -252,16 +252,22 @@ def test_pacer_spaces_simultaneous_starts_by_the_cpu_each_call_took(monkeypatch)
         await asyncio.gather(*[one() for _ in range(6)])
         return sorted(starts)
 
-    starts = asyncio.run(starts_after_warm_up(0.004))
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    # ~32 ms of CPU over 9-14 starts: each start waits 2.3-3.6 ms for the previous one.
-    assert min(gaps) >= 0.002 and max(gaps) < 0.008
-    starts = asyncio.run(starts_after_warm_up(0.03))  # a slow loop is paced at PACE_MAX_S, no slower
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= engine.PACE_MAX_S * 0.9 and max(gaps) < engine.PACE_MAX_S * 1.6
+    def gaps_of(starts):
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        return min(gaps), sum(gaps) / len(gaps)
+
+    # ~32 ms of CPU over 9-14 starts: each start comes 2.3-3.6 ms after the previous one.
+    shortest, mean = gaps_of(asyncio.run(starts_after_warm_up(0.004)))
+    assert shortest >= 0.002 and mean < 0.008
+    # A slow loop is paced at PACE_MAX_S, no slower.
+    shortest, mean = gaps_of(asyncio.run(starts_after_warm_up(0.03)))
+    assert shortest >= engine.PACE_MAX_S * 0.95 and mean < engine.PACE_MAX_S * 1.5
 
 
 def test_workers_start_one_ramp_step_apart(server, tmp_path, monkeypatch):
+    # Steps far longer than a call's CPU, so the timings hold on a busy machine too.
+    monkeypatch.setattr(engine, "RAMP_S", 0.05)
+    monkeypatch.setattr(engine, "RAMP_WINDOW_S", 1.0)
     started = []
     real_acall = engine.acall
 
@@ -270,10 +276,17 @@ def test_workers_start_one_ramp_step_apart(server, tmp_path, monkeypatch):
         return await real_acall(*args, **kwargs)
 
     monkeypatch.setattr(engine, "acall", recording_acall)
-    server.control(delay_s=0.3)  # no worker finishes before the last one has started
+    server.control(delay_s=1.0)  # no worker finishes before the last one has started
     run_id = start(config_for(server, write_dataset(tmp_path, 8), concurrency=8))
     assert engine.run_sync(run_id) == "done"
     gaps = [b - a for a, b in zip(started, started[1:])]
-    # A start can slip by the CPU of the calls around it, but none starts together with another.
-    assert len(started) == 8 and min(gaps) >= engine.RAMP_S * 0.3
-    assert engine.RAMP_S * 7 * 0.8 <= started[-1] - started[0] < engine.RAMP_S * 7 + 0.05
+    assert len(started) == 8 and min(gaps) >= 0.05 * 0.5
+    assert 0.05 * 7 * 0.9 <= started[-1] - started[0] < 0.05 * 7 + 0.2
+
+    # A fast model answers long before the ramp would be over: the rest start within about
+    # one latency instead of 15 steps (0.75 s).
+    started.clear()
+    server.control(delay_s=0.02)
+    run_id = start(config_for(server, write_dataset(tmp_path, 16, name="fast.csv"), concurrency=16, cache=False))
+    assert engine.run_sync(run_id) == "done"
+    assert len(started) == 16 and started[-1] - started[0] < 0.35

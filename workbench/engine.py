@@ -35,8 +35,8 @@ from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, litellm_m
 HEARTBEAT_S = 2.0
 BATCH_MAX = 200
 BATCH_WAIT_S = 0.05
-# Workers start RAMP_S apart (the whole ramp at most RAMP_WINDOW_S), and then the Pacer keeps
-# call starts apart: see Pacer for why. Measured on 2 cores, 16 workers per process, 0.2 s
+# Workers start RAMP_S apart (the whole ramp at most RAMP_WINDOW_S, or one call's latency once a
+# call has been answered), and then the Pacer keeps call starts apart: see Pacer for why. Measured on 2 cores, 16 workers per process, 0.2 s
 # latency: replies took 244 ms when all started together, 207 ms spread.
 RAMP_S = 0.0125
 RAMP_WINDOW_S = 0.25
@@ -70,6 +70,7 @@ class RunState:
         self.in_flight = 0
         self.mean_cost = 0.0
         self.calls_priced = 0
+        self.first_latency_s: float | None = None  # of the first call answered, to pace the ramp
 
     def snapshot(self) -> dict:
         elapsed = time.perf_counter() - self.started
@@ -206,17 +207,18 @@ class Pacer:
         self.cpu_at_start = time.thread_time()
         self.starts = 0
         self.next_at = 0.0
+        self.lock = asyncio.Lock()  # one waiter at a time: a late wake-up delays the next start too
 
     async def wait(self) -> None:
         self.starts += 1
         if self.starts <= PACE_AFTER:
             return
-        gap = min(PACE_MAX_S, (time.thread_time() - self.cpu_at_start) / self.starts)
-        now = time.monotonic()
-        start_at = max(now, self.next_at)
-        self.next_at = start_at + gap
-        if start_at > now:
-            await asyncio.sleep(start_at - now)
+        async with self.lock:
+            delay = self.next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            gap = min(PACE_MAX_S, (time.thread_time() - self.cpu_at_start) / self.starts)
+            self.next_at = time.monotonic() + gap
 
 
 async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
@@ -330,6 +332,8 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
                 finally:
                     state.in_flight -= 1
                 state.add_cost(result)
+                if state.first_latency_s is None and result.ok:
+                    state.first_latency_s = result.latency_ms / 1000
             entry["result"] = result
             if result.ok:
                 if guard_config.get("redact_pii"):
@@ -370,6 +374,8 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
         started = []
         while len(started) < workers and pending and not state.stop_reason:
             started.append(asyncio.create_task(worker()))
+            if state.first_latency_s is not None:  # the ramp need not outlast one call
+                ramp_step = min(ramp_step, state.first_latency_s / workers)
             await asyncio.sleep(ramp_step)
         await asyncio.gather(*started)
     finally:
