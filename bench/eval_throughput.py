@@ -118,8 +118,8 @@ def main() -> None:
               f"lower bound {bound:.2f}s, ratio {wall / bound:.2f} (target <= 1.3)")
         before = server_requests(slow_url)
         wall2, _ = timed_eval(config)
-        print(f"pass 2 (cached): {server_requests(slow_url) - before} server calls (target 0), "
-              f"wall {wall2:.2f}s (target < 3 s)")
+        repeated = server_requests(slow_url) - before
+        print(f"pass 2 (cached): {repeated} server calls (target 0), wall {wall2:.2f}s (target < 3 s)")
         config = write_config(tmp, fast_url, args.rows, args.concurrency, "fast")
         wall3, cpu3 = timed_eval(config)
         bound3 = args.rows * args.fast_latency / args.concurrency
@@ -129,6 +129,8 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peak memory {peak:.0f} MB (largest worker process or fake server: {worker_peak:.0f} MB)")
+        met = wall / bound <= 1.3 and repeated == 0 and wall2 < 3 and args.rows / wall3 >= 300
+        print(f"all targets met: {'yes' if met else 'no'}")
     finally:
         for proc in (slow, fast, zero):
             proc.terminate()
