@@ -64,10 +64,10 @@ def cmd_eval(args) -> int:
     from workbench import engine, llm, runs
     from workbench.errors import WorkbenchError
 
+    run_id = args.resume
     try:
         with _collector_paused():
             if args.resume:
-                run_id = args.resume
                 config_thresholds = runs.get_run(run_id).config.get("thresholds") or {}
                 print(f"Resuming run {run_id}", file=sys.stderr)
             else:
@@ -94,7 +94,8 @@ def cmd_eval(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: resume with `workbench eval --resume {run_id}`", file=sys.stderr)
+        hint = f"resume with `workbench eval --resume {run_id}`" if run_id else "no run was created"
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
     result = runs.summary(run_id)
     _print_summary(run_id, status, result)
