@@ -36,8 +36,9 @@ HEARTBEAT_S = 2.0
 BATCH_MAX = 200
 BATCH_WAIT_S = 0.05
 # Workers start RAMP_S apart (the whole ramp at most RAMP_WINDOW_S, or one call's latency once a
-# call has been answered), and then the Pacer keeps call starts apart: see Pacer for why. Measured on 2 cores, 16 workers per process, 0.2 s
-# latency: replies took 244 ms when all started together, 207 ms spread.
+# call has been answered), and then the Pacer keeps call starts apart: see Pacer for why.
+# Measured on 2 cores, 16 workers per process, 0.2 s latency: replies took 244 ms when all
+# started together, 207 ms spread.
 RAMP_S = 0.0125
 RAMP_WINDOW_S = 0.25
 PACE_AFTER = 32  # calls before the CPU per call is known well enough to pace by it
