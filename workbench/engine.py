@@ -179,22 +179,23 @@ def _cached_calls(digests: set[str]) -> dict[str, dict]:
 
 
 class Limiter:
-    """Per-model requests-per-minute pacing: calls are spaced 60/rpm seconds apart."""
+    """Spaces call starts at least `interval` seconds apart, one waiter at a time, counted from
+    when each call really starts: a late wake-up delays the next start too."""
 
-    def __init__(self, rpm: float):
-        self.interval = 60.0 / rpm
+    def __init__(self, interval: float):
+        self.interval = interval
         self.next_at = 0.0
         self.lock = asyncio.Lock()
 
     async def wait(self):
         async with self.lock:
-            now = time.monotonic()
-            if self.next_at > now:
-                await asyncio.sleep(self.next_at - now)
-            self.next_at = max(now, self.next_at) + self.interval
+            delay = self.next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.next_at = time.monotonic() + self.interval
 
 
-class Pacer:
+class Pacer(Limiter):
     """Keeps this event loop's call starts at least one call's CPU apart (at most PACE_MAX_S).
 
     Calls of similar latency that start together come back together, and then stay together:
@@ -205,21 +206,16 @@ class Pacer:
     anyway, so the spacing costs no throughput."""
 
     def __init__(self):
+        super().__init__(0.0)
         self.cpu_at_start = time.thread_time()
         self.starts = 0
-        self.next_at = 0.0
-        self.lock = asyncio.Lock()  # one waiter at a time: a late wake-up delays the next start too
 
     async def wait(self) -> None:
         self.starts += 1
         if self.starts <= PACE_AFTER:
             return
-        async with self.lock:
-            delay = self.next_at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            gap = min(PACE_MAX_S, (time.thread_time() - self.cpu_at_start) / self.starts)
-            self.next_at = time.monotonic() + gap
+        self.interval = min(PACE_MAX_S, (time.thread_time() - self.cpu_at_start) / self.starts)
+        await super().wait()
 
 
 async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
@@ -284,7 +280,7 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
     judge_cache = apply.cache_lookup() if run.use_cache else None
     local_slots = asyncio.Semaphore(1)
     pacer = Pacer()
-    limiters = {w.spec.label: Limiter(w.spec.rpm) for w in todo if w.spec.rpm}
+    limiters = {w.spec.label: Limiter(60.0 / w.spec.rpm) for w in todo if w.spec.rpm}  # requests per minute
 
     async def call_with_retries(item: WorkItem) -> CallResult:
         for attempt in range(max_attempts):
