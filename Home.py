@@ -18,8 +18,10 @@ cols[3].metric("Spend (USD)", f"${summary['spend_usd']:.4f}")
 
 st.subheader("Models")
 st.write("Available now: " + ", ".join(f"`{m}`" for m in summary["models"]))
-st.caption("The embedded model (SmolLM2-135M-Instruct) runs locally; hosted models appear when "
-           "their API key (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) is set in the environment.")
+st.caption(
+    "The embedded model (SmolLM2-135M-Instruct) runs locally; hosted models appear when "
+    "their API key (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) is set in the environment."
+)
 
 st.subheader("Where to start")
 st.page_link("pages/1_Prompts.py", label="Prompts: create, version, diff and label", icon="📝")
@@ -27,6 +29,10 @@ st.page_link("pages/2_Playground.py", label="Playground: try a version on severa
 st.page_link("pages/3_Datasets.py", label="Datasets: upload, validate, version and export eval data", icon="🗂️")
 st.page_link("pages/4_Runs.py", label="Runs: prompt versions × dataset × models, in the background", icon="🏃")
 st.page_link("pages/5_Scorers.py", label="Scorers: LLM-judge rubrics and saved assertions", icon="⚖️")
-st.page_link("pages/6_Compare.py", label="Compare: is B better than A? Paired statistics, pairwise judge, promote", icon="⚖️")
-st.page_link("pages/8_Dashboard.py", label="Dashboard: spend, latency, errors, guardrails and quality over time", icon="📊")
+st.page_link(
+    "pages/6_Compare.py", label="Compare: is B better than A? Paired statistics, pairwise judge, promote", icon="⚖️"
+)
+st.page_link(
+    "pages/8_Dashboard.py", label="Dashboard: spend, latency, errors, guardrails and quality over time", icon="📊"
+)
 st.page_link("pages/7_RAG.py", label="RAG: build Chroma indexes, query them, evaluate retrieval and answers", icon="📚")

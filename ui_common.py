@@ -20,6 +20,7 @@ def _warm_up_embedded_model() -> threading.Thread:
     It starts a few seconds late: importing torch and transformers holds the GIL for seconds,
     and the first page a visitor opens should not wait behind it. A model call that comes
     earlier simply loads the model itself."""
+
     def load():
         time.sleep(PRELOAD_DELAY_S)
         try:
@@ -47,9 +48,12 @@ def budget_banner() -> None:
 
     status = dashboard.budget_status()
     if status and status["exceeded"]:
-        st.warning(f"Spend this {status['period']} is ${status['spent']:,.2f}, over the "
-                   f"${status['limit']:,.2f} budget (month projected at ${status['projected_month']:,.2f}). "
-                   "See the Dashboard.", icon="💸")
+        st.warning(
+            f"Spend this {status['period']} is ${status['spent']:,.2f}, over the "
+            f"${status['limit']:,.2f} budget (month projected at ${status['projected_month']:,.2f}). "
+            "See the Dashboard.",
+            icon="💸",
+        )
 
 
 def show_error(exc: Exception) -> None:

@@ -31,7 +31,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
     engine = db.engine()
     path = engine.url.database
     rng = random.Random(seed)
-    now = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
     start = now - timedelta(days=days)
     started = time.perf_counter()
     conn = sqlite3.connect(path)
@@ -79,27 +79,41 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
     stamp = start.strftime(TS)
 
     # 8 prompts with 50 versions between them; each version prefers one model.
-    prompt_names = ["support_answer", "summarise_ticket", "classify_intent", "extract_order", "rag_answer",
-                    "tone_rewrite", "judge_helpfulness", "sql_helper"]
+    prompt_names = [
+        "support_answer",
+        "summarise_ticket",
+        "classify_intent",
+        "extract_order",
+        "rag_answer",
+        "tone_rewrite",
+        "judge_helpfulness",
+        "sql_helper",
+    ]
     versions = []  # (id, prompt index)
     with conn:
         for p, name in enumerate(prompt_names, 1):
-            conn.execute("INSERT INTO prompt (id, name, description, created_at) VALUES (?, ?, '', ?)",
-                         (p, name, stamp))
+            conn.execute(
+                "INSERT INTO prompt (id, name, description, created_at) VALUES (?, ?, '', ?)", (p, name, stamp)
+            )
         for v in range(1, 51):
             p = (v - 1) % len(prompt_names) + 1
             number = (v - 1) // len(prompt_names) + 1
             conn.execute(
                 "INSERT INTO prompt_version (id, prompt_id, version, kind, template, variables, model, params, "
                 "content_hash, created_at) VALUES (?, ?, ?, 'text', ?, '[\"question\"]', ?, '{}', ?, ?)",
-                (v, p, number, f"v{number}: answer {{{{ question }}}}", "openai/gpt-4o-mini", f"h{v}", stamp))
+                (v, p, number, f"v{number}: answer {{{{ question }}}}", "openai/gpt-4o-mini", f"h{v}", stamp),
+            )
             versions.append((v, p))
         conn.execute("INSERT INTO dataset (id, name, created_at) VALUES (1, 'bench', ?)", (stamp,))
-        conn.execute("INSERT INTO dataset_version (id, dataset_id, version, columns, column_types, row_count, "
-                     "content_hash, created_at) VALUES (1, 1, 1, '[\"question\"]', '{}', 2000, 'b', ?)", (stamp,))
-        conn.executemany("INSERT INTO dataset_row (id, dataset_version_id, position, row_key, data) "
-                         "VALUES (?, 1, ?, ?, ?)",
-                         [(i + 1, i, f"r{i}", json.dumps({"question": f"question {i}"})) for i in range(2000)])
+        conn.execute(
+            "INSERT INTO dataset_version (id, dataset_id, version, columns, column_types, row_count, "
+            "content_hash, created_at) VALUES (1, 1, 1, '[\"question\"]', '{}', 2000, 'b', ?)",
+            (stamp,),
+        )
+        conn.executemany(
+            "INSERT INTO dataset_row (id, dataset_version_id, position, row_key, data) VALUES (?, 1, ?, ?, ?)",
+            [(i + 1, i, f"r{i}", json.dumps({"question": f"question {i}"})) for i in range(2000)],
+        )
 
     # Calls grow over the period (the product is being adopted) and follow the working day.
     span = days * 86400.0
@@ -121,8 +135,11 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
         conn.executemany(
             "INSERT INTO run (id, name, config, status, dataset_version_id, concurrency, use_cache, repeat, "
             "created_at, started_at, finished_at, worker) VALUES (?, ?, '{}', 'done', 1, 8, 1, 1, ?, ?, ?, 'bench')",
-            [(r + 1, f"bench run {r + 1}", t.strftime(TS), t.strftime(TS), (t + timedelta(hours=1)).strftime(TS))
-             for r, t in enumerate(run_times)])
+            [
+                (r + 1, f"bench run {r + 1}", t.strftime(TS), t.strftime(TS), (t + timedelta(hours=1)).strftime(TS))
+                for r, t in enumerate(run_times)
+            ],
+        )
     # Versions of a prompt go live one after another over the period; most calls use the live one.
     by_prompt = {}
     for v, p in versions:
@@ -136,19 +153,28 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
     run_version = {r + 1: version_at(t) for r, t in enumerate(run_times)}
     run_models = {r + 1: [pick_model(), pick_model()] for r in range(run_count)}
 
-    message = json.dumps([{"role": "system", "content": "You are a helpful support assistant."},
-                          {"role": "user", "content": "Where is my order ORD-0000? It was due last week."}])
+    message = json.dumps(
+        [
+            {"role": "system", "content": "You are a helpful support assistant."},
+            {"role": "user", "content": "Where is my order ORD-0000? It was due last week."},
+        ]
+    )
     call_rows, item_rows, score_rows = [], [], []
     call_id = item_id = 0
     item_keys = set()
     batch = 100_000
-    insert_call = ("INSERT INTO llm_call (id, created_at, source, model, request_hash, messages, params, output, "
-                   "latency_ms, input_tokens, output_tokens, cost_usd, error_type, error, cached, "
-                   "prompt_version_id, run_id) VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-    insert_item = ("INSERT INTO run_item (id, run_id, prompt_version_id, model, dataset_row_id, repeat, status, "
-                   "call_id, error_type, error, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-    insert_score = ("INSERT INTO score (run_item_id, scorer_name, value, passed, reason, created_at) "
-                    "VALUES (?, ?, ?, ?, '', ?)")
+    insert_call = (
+        "INSERT INTO llm_call (id, created_at, source, model, request_hash, messages, params, output, "
+        "latency_ms, input_tokens, output_tokens, cost_usd, error_type, error, cached, "
+        "prompt_version_id, run_id) VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    insert_item = (
+        "INSERT INTO run_item (id, run_id, prompt_version_id, model, dataset_row_id, repeat, status, "
+        "call_id, error_type, error, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    insert_score = (
+        "INSERT INTO score (run_item_id, scorer_name, value, passed, reason, created_at) VALUES (?, ?, ?, ?, '', ?)"
+    )
 
     def flush():
         with conn:
@@ -188,11 +214,26 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
         else:
             cost = 0.0 if cached else (tokens_in * price_in + tokens_out * price_out) / 1e6
         call_id += 1
-        call_rows.append((
-            call_id, t.strftime(TS), source, model, "%064x" % rng.getrandbits(256), message,
-            None if error else "Your order shipped on Monday and should arrive within two working days.",
-            latency, tokens_in, tokens_out, cost, error, f"{error}: synthetic" if error else None, int(cached),
-            version, run_id))
+        call_rows.append(
+            (
+                call_id,
+                t.strftime(TS),
+                source,
+                model,
+                "%064x" % rng.getrandbits(256),
+                message,
+                None if error else "Your order shipped on Monday and should arrive within two working days.",
+                latency,
+                tokens_in,
+                tokens_out,
+                cost,
+                error,
+                f"{error}: synthetic" if error else None,
+                int(cached),
+                version,
+                run_id,
+            )
+        )
         if source == "run":
             row = rng.randint(1, 2000)
             key = (run_id, version, model, row)
@@ -203,9 +244,21 @@ def fill(calls: int = 1_000_000, days: int = 90, seed: int = 7, now: datetime | 
             finished = t.strftime(TS)
             blocked = rng.random() < 0.004
             status = "blocked" if blocked else ("error" if error else "done")
-            item_rows.append((item_id, run_id, version, model, row, 0, status, None if blocked else call_id,
-                              "guardrail" if blocked else error, "output blocked: email" if blocked else None,
-                              finished))
+            item_rows.append(
+                (
+                    item_id,
+                    run_id,
+                    version,
+                    model,
+                    row,
+                    0,
+                    status,
+                    None if blocked else call_id,
+                    "guardrail" if blocked else error,
+                    "output blocked: email" if blocked else None,
+                    finished,
+                )
+            )
             if status == "blocked" or status == "done":
                 # Quality drifts per run: a few runs regress, so the chart has something to show.
                 quality = 0.82 - (0.25 if run_id % 17 == 0 else 0.0) + 0.03 * math.sin(run_id / 5)
@@ -240,14 +293,18 @@ def add_recent_calls(count: int) -> None:
 
     from storage import db
 
-    now = datetime.now(timezone.utc).replace(tzinfo=None).strftime(TS)
+    now = datetime.now(UTC).replace(tzinfo=None).strftime(TS)
     with db.engine().begin() as conn:
-        conn.execute(text(
-            "INSERT INTO llm_call (created_at, source, model, request_hash, messages, params, output, latency_ms, "
-            "input_tokens, output_tokens, cost_usd, error_type, error, cached, prompt_version_id, run_id) "
-            "SELECT :now, source, model, request_hash, messages, params, output, latency_ms, input_tokens, "
-            "output_tokens, cost_usd, error_type, error, cached, prompt_version_id, run_id "
-            "FROM llm_call ORDER BY id LIMIT :n"), {"now": now, "n": count})
+        conn.execute(
+            text(
+                "INSERT INTO llm_call (created_at, source, model, request_hash, messages, params, output, latency_ms, "
+                "input_tokens, output_tokens, cost_usd, error_type, error, cached, prompt_version_id, run_id) "
+                "SELECT :now, source, model, request_hash, messages, params, output, latency_ms, input_tokens, "
+                "output_tokens, cost_usd, error_type, error, cached, prompt_version_id, run_id "
+                "FROM llm_call ORDER BY id LIMIT :n"
+            ),
+            {"now": now, "n": count},
+        )
 
 
 def page_queries(conn, scope, previous) -> dict:
@@ -326,8 +383,10 @@ def main() -> None:
         raise SystemExit(f"{home} already has a database: give an empty --home, or --reuse it")
     else:
         filled = fill(args.calls, args.days)
-        print(f"fill: {filled['calls']:,} calls, {filled['run_items']:,} run items, {filled['runs']} runs "
-              f"in {filled['seconds']:.1f}s  ({home})")
+        print(
+            f"fill: {filled['calls']:,} calls, {filled['run_items']:,} run items, {filled['runs']} runs "
+            f"in {filled['seconds']:.1f}s  ({home})"
+        )
     from storage import dashboard_queries as q
     from storage import db
     from workbench import dashboard
@@ -347,13 +406,17 @@ def main() -> None:
     with engine.connect() as conn:
         count = timed(lambda: conn.exec_driver_sql("SELECT count(*) FROM llm_call").scalar())
         scan = timed(lambda: conn.exec_driver_sql("SELECT sum(latency_ms) FROM llm_call").scalar())
-    print(f"baselines: count(*) {1000 * count:.1f} ms (an index scan), sum(latency_ms) {1000 * scan:.1f} ms "
-          f"(a full table scan)")
+    print(
+        f"baselines: count(*) {1000 * count:.1f} ms (an index scan), sum(latency_ms) {1000 * scan:.1f} ms "
+        f"(a full table scan)"
+    )
 
     dashboard.set_budget(500.0, "month")
     met_all = True
-    for label, filters in (("last 30 days", dashboard.Filters.last(30)),
-                           ("all time", dashboard.Filters.last(args.days + 1))):
+    for label, filters in (
+        ("last 30 days", dashboard.Filters.last(30)),
+        ("all time", dashboard.Filters.last(args.days + 1)),
+    ):
         print(f"\n== {label} ==")
         with dashboard.reading(filters) as (conn, scope, previous):
             for name, fn in page_queries(conn, scope, previous).items():
@@ -363,18 +426,26 @@ def main() -> None:
         page = timed(lambda: (dashboard.view(filters), dashboard.calls_table(filters), dashboard.budget_status()))
         under, ratio = total < 1.5, total / count
         met_all = met_all and under and ratio < 10
-        print(f"  the page's whole query set, end to end through SQLAlchemy (incl. the refresh check): "
-              f"{1000 * total:.1f} ms")
-        print(f"    / count(*) = {ratio:.1f}x (target < 10x: {'met' if ratio < 10 else 'NOT met'}); "
-              f"/ full scan = {total / scan:.2f}x; under 1.5 s: {'met' if under else 'NOT met'}")
-        print(f"  of which inside SQLite (statement execution, as count(*) is measured): {1000 * in_db:.1f} ms "
-              f"= {in_db / count:.1f}x count(*) (target < 10x: {'met' if in_db / count < 10 else 'NOT met'})")
+        print(
+            f"  the page's whole query set, end to end through SQLAlchemy (incl. the refresh check): "
+            f"{1000 * total:.1f} ms"
+        )
+        print(
+            f"    / count(*) = {ratio:.1f}x (target < 10x: {'met' if ratio < 10 else 'NOT met'}); "
+            f"/ full scan = {total / scan:.2f}x; under 1.5 s: {'met' if under else 'NOT met'}"
+        )
+        print(
+            f"  of which inside SQLite (statement execution, as count(*) is measured): {1000 * in_db:.1f} ms "
+            f"= {in_db / count:.1f}x count(*) (target < 10x: {'met' if in_db / count < 10 else 'NOT met'})"
+        )
         print(f"  the page's core calls with their DataFrames (view + calls table + budget): {1000 * page:.1f} ms")
 
     with engine.connect() as conn:
         run_id = conn.exec_driver_sql("SELECT id FROM run ORDER BY id DESC LIMIT 1").scalar()
-    for label, filters in (("one run (narrow: reads the ledger)", dashboard.Filters.last(args.days + 1, run_id=run_id)),
-                           ("one prompt, 30 days (narrow)", dashboard.Filters.last(30, prompt="support_answer"))):
+    for label, filters in (
+        ("one run (narrow: reads the ledger)", dashboard.Filters.last(args.days + 1, run_id=run_id)),
+        ("one prompt, 30 days (narrow)", dashboard.Filters.last(30, prompt="support_answer")),
+    ):
         page = timed(lambda: dashboard.view(filters), repeat=2)
         print(f"\n{label}: whole view {1000 * page:.1f} ms ({page / count:.1f}x count(*))")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

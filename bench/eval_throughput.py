@@ -29,8 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def start_server(latency: float):
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.fake_server", "--port", "0", "--delay", str(latency)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.fake_server", "--port", "0", "--delay", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     line = proc.stdout.readline()
     url = re.search(r"(http://\S+/v1)", line).group(1)
     return proc, url
@@ -114,8 +118,10 @@ def main() -> None:
         config = write_config(tmp, slow_url, args.rows, args.concurrency, "slow")
         bound = args.rows * args.latency / args.concurrency
         wall, cpu = timed_eval(config)
-        print(f"pass 1: {args.rows} rows, C={args.concurrency}, L={args.latency}s: wall {wall:.2f}s, "
-              f"lower bound {bound:.2f}s, ratio {wall / bound:.2f} (target <= 1.3)")
+        print(
+            f"pass 1: {args.rows} rows, C={args.concurrency}, L={args.latency}s: wall {wall:.2f}s, "
+            f"lower bound {bound:.2f}s, ratio {wall / bound:.2f} (target <= 1.3)"
+        )
         before = server_requests(slow_url)
         wall2, _ = timed_eval(config)
         repeated = server_requests(slow_url) - before
@@ -123,9 +129,11 @@ def main() -> None:
         config = write_config(tmp, fast_url, args.rows, args.concurrency, "fast")
         wall3, cpu3 = timed_eval(config)
         bound3 = args.rows * args.fast_latency / args.concurrency
-        print(f"pass 3: L={args.fast_latency}s: {args.rows / wall3:.0f} calls/s (target >= 300), "
-              f"ratio to bound {wall3 / bound3:.2f}, engine CPU {1000 * cpu3 / args.rows:.2f} ms/call "
-              f"(all processes), of which litellm+wrapper {1000 * overhead:.2f} ms/call")
+        print(
+            f"pass 3: L={args.fast_latency}s: {args.rows / wall3:.0f} calls/s (target >= 300), "
+            f"ratio to bound {wall3 / bound3:.2f}, engine CPU {1000 * cpu3 / args.rows:.2f} ms/call "
+            f"(all processes), of which litellm+wrapper {1000 * overhead:.2f} ms/call"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peak memory {peak:.0f} MB (largest worker process or fake server: {worker_peak:.0f} MB)")

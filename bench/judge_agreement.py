@@ -40,11 +40,17 @@ def table(model: str, results: dict) -> str:
     lines = [f"judge: {model}", header, "-" * len(header)]
     pooled = [(item["judge"], item["human"]) for entry in results.values() for item in entry["items"]]
     for rubric, entry in [*results.items(), ("all", agreement(pooled))]:
-        lines.append(f"{rubric:<14} {entry['n']:>3} {entry['n'] - entry['n_scored']:>11} "
-                     f"{_fmt(entry['spearman'], '{:+.2f}'):>8} {_fmt(entry['exact']):>6} "
-                     f"{_fmt(entry['within_1']):>8} {_fmt(entry['mean_abs_error']):>5}")
-    failed = [item["error"] for entry in results.values() for item in entry["items"]
-              if item["error"] and item["error"].startswith("judge call failed")]
+        lines.append(
+            f"{rubric:<14} {entry['n']:>3} {entry['n'] - entry['n_scored']:>11} "
+            f"{_fmt(entry['spearman'], '{:+.2f}'):>8} {_fmt(entry['exact']):>6} "
+            f"{_fmt(entry['within_1']):>8} {_fmt(entry['mean_abs_error']):>5}"
+        )
+    failed = [
+        item["error"]
+        for entry in results.values()
+        for item in entry["items"]
+        if item["error"] and item["error"].startswith("judge call failed")
+    ]
     if failed:  # a missing key or a dead endpoint is not the judge's fault: say so
         lines.append(f"{len(failed)} of the unscored were failed calls, e.g. {failed[0]}")
     return "\n".join(lines)

@@ -21,8 +21,15 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TARGET_S = 5.0
 
 
@@ -33,8 +40,9 @@ def free_port() -> int:
 
 
 def serve(command: list[str], port: int, env: dict) -> subprocess.Popen:
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -60,10 +68,26 @@ def main() -> None:
     port, trivial_port = free_port(), free_port()
     trivial = Path(home) / "trivial.py"
     trivial.write_text("import streamlit as st\nst.title('Trivial')\n")
-    app = serve([sys.executable, "-m", "workbench.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
-                port, env)
-    base = serve([sys.executable, "-m", "streamlit", "run", str(trivial), "--server.port", str(trivial_port),
-                  "--server.headless", "true", "--browser.gatherUsageStats", "false"], trivial_port, env)
+    app = serve(
+        [sys.executable, "-m", "workbench.cli", "serve", "--port", str(port), "--address", "127.0.0.1"], port, env
+    )
+    base = serve(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(trivial),
+            "--server.port",
+            str(trivial_port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        trivial_port,
+        env,
+    )
     pages = [""] + [p.stem.split("_", 1)[1] for p in sorted((ROOT / "pages").glob("*.py"))]
     try:
         with sync_playwright() as p:
@@ -74,8 +98,10 @@ def main() -> None:
             for name in pages:
                 seconds = first_view(browser.new_page(), f"http://127.0.0.1:{port}/{name}")
                 worst = max(worst, seconds)
-                print(f"{name or 'Home':<12} {seconds:5.2f} s   ratio to lower bound {seconds / lower:5.1f}   "
-                      f"{'ok' if seconds < TARGET_S else 'OVER'} (target < {TARGET_S:.0f} s)")
+                print(
+                    f"{name or 'Home':<12} {seconds:5.2f} s   ratio to lower bound {seconds / lower:5.1f}   "
+                    f"{'ok' if seconds < TARGET_S else 'OVER'} (target < {TARGET_S:.0f} s)"
+                )
             print(f"slowest page {worst:.2f} s: {'meets' if worst < TARGET_S else 'misses'} the target")
             browser.close()
     finally:

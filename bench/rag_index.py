@@ -41,7 +41,8 @@ def replicate_corpus(target: Path, chunks_wanted: int) -> int:
         for doc in docs:
             name = Path(doc.doc_id)
             (target / f"{name.stem}-copy{copy:03d}.md").write_text(
-                f"# Copy {copy} of {name.stem}\n\nEdition {copy}.\n\n{doc.text}", encoding="utf-8")
+                f"# Copy {copy} of {name.stem}\n\nEdition {copy}.\n\n{doc.text}", encoding="utf-8"
+            )
     return copies
 
 
@@ -49,8 +50,11 @@ def chunk_texts(docs) -> list[str]:
     """The chunk texts a build of `docs` embeds, cut the way the build cuts them (default config)."""
     from workbench.rag import chunking, index
 
-    return [c.text for d in docs for c in chunking.chunk_text(d.text, index.DEFAULT_CHUNKER,
-                                                              index.DEFAULT_CHUNK_SIZE, index.DEFAULT_OVERLAP)]
+    return [
+        c.text
+        for d in docs
+        for c in chunking.chunk_text(d.text, index.DEFAULT_CHUNKER, index.DEFAULT_CHUNK_SIZE, index.DEFAULT_OVERLAP)
+    ]
 
 
 def raw_encode_rate(texts: list[str]) -> float:
@@ -63,8 +67,13 @@ def raw_encode_rate(texts: list[str]) -> float:
     for _ in range(2):
         started = time.perf_counter()
         for i in range(0, len(texts), index.EMBED_BATCH):
-            encoder.encode(texts[i:i + index.EMBED_BATCH], batch_size=index.EMBED_BATCH, convert_to_numpy=True,
-                           show_progress_bar=False, normalize_embeddings=True)
+            encoder.encode(
+                texts[i : i + index.EMBED_BATCH],
+                batch_size=index.EMBED_BATCH,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                normalize_embeddings=True,
+            )
         best = min(best, time.perf_counter() - started)
     return len(texts) / best
 
@@ -84,8 +93,10 @@ def main(argv=None) -> int:
 
     copies = replicate_corpus(corpus, args.chunks)
     texts = chunk_texts(documents.load_documents(corpus)[0])
-    print(f"corpus: {copies} copies of the sample help centre, {len(list(corpus.iterdir()))} documents, "
-          f"{len(texts)} chunks ({index.DEFAULT_CHUNKER}, {index.DEFAULT_CHUNK_SIZE}/{index.DEFAULT_OVERLAP})")
+    print(
+        f"corpus: {copies} copies of the sample help centre, {len(list(corpus.iterdir()))} documents, "
+        f"{len(texts)} chunks ({index.DEFAULT_CHUNKER}, {index.DEFAULT_CHUNK_SIZE}/{index.DEFAULT_OVERLAP})"
+    )
 
     embeddings.embed(["warm up the model"])  # loading is not throughput, for either side
     raw_rate = raw_encode_rate(texts)
@@ -94,11 +105,16 @@ def main(argv=None) -> int:
     version = index.build_index("bench", str(corpus))
     build_s = time.perf_counter() - started
     build_rate = version.chunk_count / build_s
-    print(f"build:    {version.chunk_count} chunks in {build_s:.1f} s = {build_rate:.0f} chunks/s; raw encode "
-          f"{raw_rate:.0f} chunks/s; ratio {build_rate / raw_rate:.2f} (target >= 0.8)")
+    print(
+        f"build:    {version.chunk_count} chunks in {build_s:.1f} s = {build_rate:.0f} chunks/s; raw encode "
+        f"{raw_rate:.0f} chunks/s; ratio {build_rate / raw_rate:.2f} (target >= 0.8)"
+    )
 
-    questions = [json.loads(line)["question"] for line in
-                 (ROOT / "sample_data" / "rag_qa.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    questions = [
+        json.loads(line)["question"]
+        for line in (ROOT / "sample_data" / "rag_qa.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     index.query("bench", questions[0], k=5)  # the first query opens the collection
     latencies = []
     for i in range(args.queries):
@@ -109,18 +125,21 @@ def main(argv=None) -> int:
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    print(f"query:    top-5 over {version.chunk_count} chunks, {args.queries} queries: p50 {p50:.1f} ms, "
-          f"p95 {p95:.1f} ms (target p95 < 50 ms)")
+    print(
+        f"query:    top-5 over {version.chunk_count} chunks, {args.queries} queries: p50 {p50:.1f} ms, "
+        f"p95 {p95:.1f} ms (target p95 < 50 ms)"
+    )
 
     touched = sorted(corpus.iterdir())[0]
-    touched.write_text(touched.read_text(encoding="utf-8") + "\n\nOne more paragraph, added later.\n",
-                       encoding="utf-8")
+    touched.write_text(touched.read_text(encoding="utf-8") + "\n\nOne more paragraph, added later.\n", encoding="utf-8")
     started = time.perf_counter()
     again = index.build_index("bench", str(corpus))
     reindex_s = time.perf_counter() - started
     build = again.config["build"]
-    print(f"re-index: one document touched: {reindex_s:.2f} s, {build['embedded_chunks']} chunk(s) embedded, "
-          f"{build['reused_chunks']} reused; {reindex_s / build_s:.1%} of the full build (target < 5%)")
+    print(
+        f"re-index: one document touched: {reindex_s:.2f} s, {build['embedded_chunks']} chunk(s) embedded, "
+        f"{build['reused_chunks']} reused; {reindex_s / build_s:.1%} of the full build (target < 5%)"
+    )
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"memory:   peak {peak_mb:.0f} MB")

@@ -36,8 +36,9 @@ with st.form("playground"):
     with st.expander("Another model (any litellm id, optional OpenAI-compatible base URL)"):
         extra_id = st.text_input("Model id", placeholder="openai/my-model", key="pg_extra_id")
         extra_base = st.text_input("API base", placeholder="http://127.0.0.1:8000/v1", key="pg_extra_base")
-        extra_key_env = st.text_input("Name of the env var holding its API key", placeholder="MY_API_KEY",
-                                      key="pg_extra_key")
+        extra_key_env = st.text_input(
+            "Name of the env var holding its API key", placeholder="MY_API_KEY", key="pg_extra_key"
+        )
     use_cache = st.checkbox("Serve identical calls from the cache", value=False, key="pg_cache")
     submitted = st.form_submit_button("Run", type="primary")
 
@@ -60,16 +61,33 @@ if submitted:
                 else:
                     st.error(f"{result.error_type}: {result.error}")
                 cost = "unpriced" if result.cost_usd is None else f"${result.cost_usd:.6f}"
-                st.caption(f"{result.latency_ms:.0f} ms · {result.input_tokens or 0} in / "
-                           f"{result.output_tokens or 0} out tokens · {cost}" + (" · cached" if result.cached else ""))
+                st.caption(
+                    f"{result.latency_ms:.0f} ms · {result.input_tokens or 0} in / "
+                    f"{result.output_tokens or 0} out tokens · {cost}" + (" · cached" if result.cached else "")
+                )
 
 st.subheader("Recent playground calls")
 recent = calls.recent(20, source="playground")
 if recent:
-    st.dataframe(pd.DataFrame([{
-        "when": c.created_at.strftime("%H:%M:%S"), "model": c.model, "latency_ms": round(c.latency_ms or 0),
-        "tokens_in": c.input_tokens, "tokens_out": c.output_tokens, "cost_usd": c.cost_usd, "cached": c.cached,
-        "error": c.error_type, "output": (c.output or "")[:120],
-    } for c in recent]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when": c.created_at.strftime("%H:%M:%S"),
+                    "model": c.model,
+                    "latency_ms": round(c.latency_ms or 0),
+                    "tokens_in": c.input_tokens,
+                    "tokens_out": c.output_tokens,
+                    "cost_usd": c.cost_usd,
+                    "cached": c.cached,
+                    "error": c.error_type,
+                    "output": (c.output or "")[:120],
+                }
+                for c in recent
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 else:
     st.caption("No calls yet.")

@@ -17,8 +17,11 @@ with tab_new:
     parsed, filename = None, ""
     try:
         if source == "Upload a file":
-            upload = st.file_uploader("CSV, TSV, JSONL or JSON (a list of objects)",
-                                      type=["csv", "tsv", "txt", "jsonl", "ndjson", "json"], key="ds_upload")
+            upload = st.file_uploader(
+                "CSV, TSV, JSONL or JSON (a list of objects)",
+                type=["csv", "tsv", "txt", "jsonl", "ndjson", "json"],
+                key="ds_upload",
+            )
             if upload is not None:
                 filename = upload.name
                 parsed = datasets.parse_dataset(upload.getvalue(), upload.name)
@@ -33,8 +36,7 @@ with tab_new:
         st.caption("Column types")
         st.dataframe(pd.DataFrame([parsed.column_types]), hide_index=True)
         st.caption(f"Preview (first {min(50, len(parsed.rows))} rows)")
-        st.dataframe(pd.DataFrame(parsed.rows[:50], columns=parsed.columns), hide_index=True,
-                     width="stretch")
+        st.dataframe(pd.DataFrame(parsed.rows[:50], columns=parsed.columns), hide_index=True, width="stretch")
         coverage = datasets.prompt_coverage(parsed.columns)
         if coverage:
             st.caption("Which prompts this dataset can feed (latest version of each):")
@@ -63,8 +65,10 @@ with tab_browse:
     history = datasets.versions(name)
     number = st.selectbox("Version", [v.version for v in reversed(history)], key=f"ds_version:{name}")
     version = datasets.get_version(name, number)
-    st.caption(f"{version.row_count} rows · columns {', '.join(version.columns)} · "
-               f"hash {version.content_hash[:12]} · {version.note or 'no note'}")
+    st.caption(
+        f"{version.row_count} rows · columns {', '.join(version.columns)} · "
+        f"hash {version.content_hash[:12]} · {version.note or 'no note'}"
+    )
     page_size = 100
     pages = max(1, -(-version.row_count // page_size))
     page = st.number_input("Page", 1, pages, 1, key=f"ds_page:{version.id}") if pages > 1 else 1
@@ -76,17 +80,30 @@ with tab_browse:
         if st.button("Save edits as a new version", key="ds_save_edits"):
             try:
                 saved, created = datasets.save_version(
-                    name, datasets.from_records(version.columns, edited.to_dict("records")), note=edit_note)
+                    name, datasets.from_records(version.columns, edited.to_dict("records")), note=edit_note
+                )
             except (WorkbenchError, datasets.DatasetError) as exc:
                 st.error(str(exc))
             else:
                 st.success(f"Saved {name} v{saved.version}." if created else "No change: nothing saved.")
     else:
         st.dataframe(frame, hide_index=True, width="stretch")
-        st.caption("Editing in the table is offered for datasets up to 100 rows; export, edit and re-upload larger ones.")
+        st.caption(
+            "Editing in the table is offered for datasets up to 100 rows; export, edit and re-upload larger ones."
+        )
     cols = st.columns(2)
     all_rows = [data for _, data in datasets.rows(version.id)]
-    cols[0].download_button("Export CSV", datasets.to_csv_bytes(version.columns, all_rows),
-                            f"{name}-v{number}.csv", "text/csv", key="ds_csv")
-    cols[1].download_button("Export JSONL", datasets.to_jsonl_bytes(all_rows),
-                            f"{name}-v{number}.jsonl", "application/jsonl", key="ds_jsonl")
+    cols[0].download_button(
+        "Export CSV",
+        datasets.to_csv_bytes(version.columns, all_rows),
+        f"{name}-v{number}.csv",
+        "text/csv",
+        key="ds_csv",
+    )
+    cols[1].download_button(
+        "Export JSONL",
+        datasets.to_jsonl_bytes(all_rows),
+        f"{name}-v{number}.jsonl",
+        "application/jsonl",
+        key="ds_jsonl",
+    )

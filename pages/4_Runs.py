@@ -28,17 +28,34 @@ with st.expander("Start a run", expanded=not runs.list_runs(1)):
     budget = cols[2].number_input("Budget (USD, 0 = none)", 0.0, 10000.0, 0.0, 0.5, key="run_budget")
     use_cache = cols[3].checkbox("Use cache", True, key="run_cache")
     cols = st.columns(2)
-    scorers_yaml = cols[0].text_area("Scorers (YAML list, optional)", "[]", height=100, key="run_scorers",
-                                     help="e.g. - {type: contains, value: \"{{expected}}\"}")
-    guards_yaml = cols[1].text_area("Guardrails (YAML, optional)", "{}", height=100, key="run_guards",
-                                    help="e.g. {input: [{type: prompt_injection}], output: [{type: pii}], redact_pii: true}")
+    scorers_yaml = cols[0].text_area(
+        "Scorers (YAML list, optional)",
+        "[]",
+        height=100,
+        key="run_scorers",
+        help='e.g. - {type: contains, value: "{{expected}}"}',
+    )
+    guards_yaml = cols[1].text_area(
+        "Guardrails (YAML, optional)",
+        "{}",
+        height=100,
+        key="run_guards",
+        help="e.g. {input: [{type: prompt_injection}], output: [{type: pii}], redact_pii: true}",
+    )
     name = st.text_input("Description", key="run_name")
     if st.button("Start run", type="primary", key="run_start", disabled=not data):
         try:
-            config = {"description": name, "prompts": chosen_prompts, "dataset": dataset_ref,
-                      "models": chosen_models, "concurrency": int(concurrency), "repeat": int(repeat),
-                      "cache": use_cache, "scorers": yaml.safe_load(scorers_yaml) or [],
-                      "guardrails": yaml.safe_load(guards_yaml) or {}}
+            config = {
+                "description": name,
+                "prompts": chosen_prompts,
+                "dataset": dataset_ref,
+                "models": chosen_models,
+                "concurrency": int(concurrency),
+                "repeat": int(repeat),
+                "cache": use_cache,
+                "scorers": yaml.safe_load(scorers_yaml) or [],
+                "guardrails": yaml.safe_load(guards_yaml) or {},
+            }
             if budget > 0:
                 config["budget_usd"] = float(budget)
             run_id = runs.create_run(runs.plan_from_config(config))
@@ -56,8 +73,12 @@ st.dataframe(pd.DataFrame(listing), hide_index=True, width="stretch")
 ids = [r["id"] for r in listing]
 if st.session_state.get("run_selected") not in ids:
     st.session_state["run_selected"] = ids[0]
-run_id = st.selectbox("Run", ids, key="run_selected",
-                      format_func=lambda i: next(f"#{r['id']} {r['name']} ({r['status']})" for r in listing if r["id"] == i))
+run_id = st.selectbox(
+    "Run",
+    ids,
+    key="run_selected",
+    format_func=lambda i: next(f"#{r['id']} {r['name']} ({r['status']})" for r in listing if r["id"] == i),
+)
 
 
 @st.fragment(run_every=1.0)
@@ -94,8 +115,9 @@ if scores:
     st.subheader("Scores")
     st.dataframe(pd.DataFrame(scores), hide_index=True, width="stretch")
 with st.expander("Re-score this run (no model calls for the outputs)"):
-    rescore_yaml = st.text_area("Scorers (YAML list)", "- {type: contains, value: \"{{expected}}\"}", height=80,
-                                key=f"rescore:{run_id}")
+    rescore_yaml = st.text_area(
+        "Scorers (YAML list)", '- {type: contains, value: "{{expected}}"}', height=80, key=f"rescore:{run_id}"
+    )
     if st.button("Re-score", key=f"rescore_btn:{run_id}"):
         try:
             with st.spinner("Scoring stored outputs…"):
@@ -105,6 +127,7 @@ with st.expander("Re-score this run (no model calls for the outputs)"):
         else:
             st.success(f"Wrote {written} scores.")
             st.rerun()
+
 
 @st.fragment(run_every=2.0 if runs.effective_status(runs.get_run(run_id)) in ("running", "pending") else None)
 def results_table(run_id: int):
@@ -116,14 +139,20 @@ def results_table(run_id: int):
     total = runs.progress(run_id)["total"]
     page_size = 100
     page = cols[2].number_input("Page", 1, max(1, -(-total // page_size)), 1, key="res_page")
-    rows = runs.results(run_id, limit=page_size, offset=(page - 1) * page_size,
-                        status=None if status_filter == "all" else status_filter, search=search or None)
+    rows = runs.results(
+        run_id,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+        status=None if status_filter == "all" else status_filter,
+        search=search or None,
+    )
     frame = pd.DataFrame(rows)
     if frame.empty:
         st.caption("No results match.")
         return
-    selection = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun",
-                             selection_mode="single-row", key="res_table")
+    selection = st.dataframe(
+        frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="res_table"
+    )
     picked = selection.selection.rows if selection else []
     if picked:
         row = rows[picked[0]]

@@ -24,21 +24,37 @@ if kind == "LLM judge rubric":
     start = st.selectbox("Start from", list(RUBRICS), key="sc_rubric")
     base = RUBRICS[start]
     cols = st.columns([2, 1, 1, 1])
-    mode = cols[0].radio("Mode", ["reference", "criteria"], horizontal=True, key=f"sc_mode:{start}",
-                         index=0 if base["mode"] == "reference" else 1)
+    mode = cols[0].radio(
+        "Mode",
+        ["reference", "criteria"],
+        horizontal=True,
+        key=f"sc_mode:{start}",
+        index=0 if base["mode"] == "reference" else 1,
+    )
     low = cols[1].number_input("Scale min", value=1, key="sc_low")
     high = cols[2].number_input("Scale max", value=5, key="sc_high")
     threshold = cols[3].number_input("Pass at ≥", value=4.0, key="sc_pass")
     criteria = st.text_area("Criteria", base["criteria"], height=90, key=f"sc_criteria:{start}")
     model = st.selectbox("Judge model", available_models(), key="sc_model")
-    template = st.text_area("Judge prompt ({{input}} {{output}} {{expected}} {{context}} {{criteria}})",
-                            REFERENCE_TEMPLATE if mode == "reference" else CRITERIA_TEMPLATE, height=260,
-                            key=f"sc_template:{mode}")
-    config = {"type": "llm_judge", "rubric": start, "mode": mode, "criteria": criteria, "model": model,
-              "scale": [int(low), int(high)], "pass_threshold": float(threshold), "template": template}
+    template = st.text_area(
+        "Judge prompt ({{input}} {{output}} {{expected}} {{context}} {{criteria}})",
+        REFERENCE_TEMPLATE if mode == "reference" else CRITERIA_TEMPLATE,
+        height=260,
+        key=f"sc_template:{mode}",
+    )
+    config = {
+        "type": "llm_judge",
+        "rubric": start,
+        "mode": mode,
+        "criteria": criteria,
+        "model": model,
+        "scale": [int(low), int(high)],
+        "pass_threshold": float(threshold),
+        "template": template,
+    }
 else:
     st.caption("Types: " + ", ".join(sorted(SCORERS)))
-    text = st.text_area("Scorer config", "type: contains\nvalue: \"{{expected}}\"", height=140, key="sc_yaml")
+    text = st.text_area("Scorer config", 'type: contains\nvalue: "{{expected}}"', height=140, key="sc_yaml")
     try:
         config = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -51,8 +67,12 @@ for problem in problems:
 st.subheader("Try it on a run")
 finished = [r for r in runs.list_runs(50) if r["done"]]
 if finished:
-    run_id = st.selectbox("Run", [r["id"] for r in finished], key="sc_run",
-                          format_func=lambda i: next(f"#{r['id']} {r['name']}" for r in finished if r["id"] == i))
+    run_id = st.selectbox(
+        "Run",
+        [r["id"] for r in finished],
+        key="sc_run",
+        format_func=lambda i: next(f"#{r['id']} {r['name']}" for r in finished if r["id"] == i),
+    )
     rows = st.number_input("Rows", 1, 20, 3, key="sc_rows")
     if st.button("Try", key="sc_try", disabled=bool(problems)):
         with st.spinner("Scoring…"):
@@ -73,8 +93,11 @@ if cols[2].button("Save version", type="primary", key="sc_save", disabled=bool(p
     except WorkbenchError as exc:
         st.error(str(exc))
     else:
-        st.success(f"Saved {name} v{version.version}; use it in a run as {{scorer: \"{name}@{version.version}\"}}."
-                   if created else f"No change since {name} v{version.version}.")
+        st.success(
+            f'Saved {name} v{version.version}; use it in a run as {{scorer: "{name}@{version.version}"}}.'
+            if created
+            else f"No change since {name} v{version.version}."
+        )
 
 try:
     from workbench import judge_quality
@@ -87,11 +110,16 @@ if measured:
     st.caption("Measured with bench/judge_agreement.py against human labels in sample_data/judge_labels.jsonl.")
     rows = judge_quality.as_rows(measured)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    this_judge = [r for r in rows if kind == "LLM judge rubric" and r["judge"] == config.get("model")
-                  and r["rubric"] == config.get("rubric")]
+    this_judge = [
+        r
+        for r in rows
+        if kind == "LLM judge rubric" and r["judge"] == config.get("model") and r["rubric"] == config.get("rubric")
+    ]
     if this_judge and (this_judge[0]["unparseable"] > this_judge[0]["n"] / 2 or (this_judge[0]["spearman"] or 0) < 0.5):
-        st.warning(f"{config['model']} agreed poorly with people on {config['rubric']} "
-                   f"({this_judge[0]['unparseable']} of {this_judge[0]['n']} replies unreadable, "
-                   f"Spearman {this_judge[0]['spearman']}): prefer a stronger judge model for this rubric.")
+        st.warning(
+            f"{config['model']} agreed poorly with people on {config['rubric']} "
+            f"({this_judge[0]['unparseable']} of {this_judge[0]['n']} replies unreadable, "
+            f"Spearman {this_judge[0]['spearman']}): prefer a stronger judge model for this rubric."
+        )
 else:
     st.caption("Not measured yet: run `python bench/judge_agreement.py` to compare each rubric with human labels.")

@@ -24,11 +24,17 @@ listing = runs.list_runs(200)
 if not listing:
     st.info("No runs yet: start one on the Runs page, then compare its prompt versions or models here.")
     st.stop()
-names = {r["id"]: f"#{r['id']} {r['name']} ({r['status']}, {r['done']}/{r['total']})".replace("  ", " ")
-         for r in listing}
-run_ids = st.multiselect("Runs", list(names), format_func=names.get, key="cmp_runs",
-                         help="Two or more runs over the same dataset, or one run with several prompt versions "
-                              "or models. Rows pair up by row key.")
+names = {
+    r["id"]: f"#{r['id']} {r['name']} ({r['status']}, {r['done']}/{r['total']})".replace("  ", " ") for r in listing
+}
+run_ids = st.multiselect(
+    "Runs",
+    list(names),
+    format_func=names.get,
+    key="cmp_runs",
+    help="Two or more runs over the same dataset, or one run with several prompt versions "
+    "or models. Rows pair up by row key.",
+)
 if not run_ids:
     st.caption("Pick runs to compare.")
     st.stop()
@@ -58,7 +64,8 @@ for note in summary["notes"]:
     st.warning(note)
 
 tab_summary, tab_rows, tab_judge, tab_promote, tab_export = st.tabs(
-    ["Summary", "Rows side by side", "Pairwise judge", "Save & promote", "Export"])
+    ["Summary", "Rows side by side", "Pairwise judge", "Save & promote", "Export"]
+)
 
 with tab_summary:
     st.subheader("Verdicts")
@@ -84,12 +91,16 @@ with tab_summary:
     right.plotly_chart(report.latency_chart(result), key="cmp_latency_chart")
     st.subheader("Cost and latency")
     st.dataframe(pd.DataFrame(report.cost_table(summary)), hide_index=True, width="stretch", key="cmp_costs")
-    st.caption("Latency counts calls that reached the model (cache hits excluded); a cached call is priced by its "
-               "tokens. Cost per 1 000 rows = mean cost of one call × 1 000.")
+    st.caption(
+        "Latency counts calls that reached the model (cache hits excluded); a cached call is priced by its "
+        "tokens. Cost per 1 000 rows = mean cost of one call × 1 000."
+    )
     if summary["repeats"] > 1:
         st.subheader("Flaky rows")
-        st.caption(f"Each row ran {summary['repeats']} times; statistics use per-row means. Rows where a variant "
-                   "sometimes passes and sometimes fails:")
+        st.caption(
+            f"Each row ran {summary['repeats']} times; statistics use per-row means. Rows where a variant "
+            "sometimes passes and sometimes fails:"
+        )
         flaky = compare.flaky_rows(result)
         if flaky:
             st.dataframe(pd.DataFrame(flaky), hide_index=True, key="cmp_flaky")
@@ -101,26 +112,43 @@ with tab_summary:
             cols = st.columns(2)
             picked = entries[cols[0].selectbox("Comparison", list(entries), key="cmp_plan_for")]
             is_pass = picked["kind"] == "pass"
-            wanted = cols[1].number_input("Smallest difference worth detecting" + (" (pp)" if is_pass else ""),
-                                          min_value=0.01, value=5.0 if is_pass else 0.1, key="cmp_plan_diff")
+            wanted = cols[1].number_input(
+                "Smallest difference worth detecting" + (" (pp)" if is_pass else ""),
+                min_value=0.01,
+                value=5.0 if is_pass else 0.1,
+                key="cmp_plan_diff",
+            )
             advice = compare.sample_size_advice(picked, wanted / 100 if is_pass else wanted, alpha)
             st.markdown(md(advice["message"]))
 
 with tab_rows:
     cols = st.columns([2, 2, 2, 1])
-    disagree = cols[0].toggle("Most disagreement first", key="cmp_disagree",
-                              help="Rows where the variants' scores differ most, then their outputs.")
+    disagree = cols[0].toggle(
+        "Most disagreement first",
+        key="cmp_disagree",
+        help="Rows where the variants' scores differ most, then their outputs.",
+    )
     others = [label for label in labels if label != baseline]
-    lost = cols[1].selectbox("Only rows where this variant lost", [None, *others], key="cmp_lost",
-                             format_func=lambda v: "all rows" if v is None else v)
-    on = cols[2].selectbox("…on", [None, *[m.name for m in result.metrics]], key="cmp_lost_on",
-                           format_func=lambda v: "any scorer" if v is None else v, disabled=lost is None)
+    lost = cols[1].selectbox(
+        "Only rows where this variant lost",
+        [None, *others],
+        key="cmp_lost",
+        format_func=lambda v: "all rows" if v is None else v,
+    )
+    on = cols[2].selectbox(
+        "…on",
+        [None, *[m.name for m in result.metrics]],
+        key="cmp_lost_on",
+        format_func=lambda v: "any scorer" if v is None else v,
+        disabled=lost is None,
+    )
     size = 10
     count = compare.row_view(result, lost=lost, metric=on, diffs=False)["total"]
     page = cols[3].number_input("Page", 1, max(1, -(-count // size)), 1, key="cmp_row_page")
     view = compare.row_view(result, "disagreement" if disagree else "row", lost, on, (page - 1) * size, size)
-    st.caption(f"{view['total']} rows. Words removed from the baseline's output are struck through, added words "
-               "are green.")
+    st.caption(
+        f"{view['total']} rows. Words removed from the baseline's output are struck through, added words are green."
+    )
     for row in view["rows"]:
         cells = st.columns([2] + [3] * len(row["variants"]))
         cells[0].markdown(f"**{md(row['row_key'])}**" + (" · flaky" if row["flaky"] else ""))
@@ -132,18 +160,26 @@ with tab_rows:
                 cell.error(entry["error"] or "no output")
             else:
                 cell.html(entry["html"])
-            scores = [f"{name} {value:.2f}" for name, value in entry["scores"].items()
-                      if value is not None and name not in entry["spread"]]
-            scores += [f"{name} passed {s['pass_fraction']:.0%} of {s['n']}" + (" (flaky)" if s["flaky"] else "")
-                       for name, s in entry["spread"].items() if s["n"]]
+            scores = [
+                f"{name} {value:.2f}"
+                for name, value in entry["scores"].items()
+                if value is not None and name not in entry["spread"]
+            ]
+            scores += [
+                f"{name} passed {s['pass_fraction']:.0%} of {s['n']}" + (" (flaky)" if s["flaky"] else "")
+                for name, s in entry["spread"].items()
+                if s["n"]
+            ]
             if len(entry["outputs"]) > 1:
                 scores.append(f"showing the first of {len(entry['outputs'])} outputs")
             cell.caption(md(" · ".join(scores)))
         st.divider()
 
 with tab_judge:
-    st.caption("Asks a judge model which output is better for each row, in both orders (A, B) and (B, A); a verdict "
-               "that follows the position rather than the content counts as a tie. Calls are cached and recorded.")
+    st.caption(
+        "Asks a judge model which output is better for each row, in both orders (A, B) and (B, A); a verdict "
+        "that follows the position rather than the content counts as a tie. Calls are cached and recorded."
+    )
     cols = st.columns(5)
     a = cols[0].selectbox("A", labels, index=labels.index(baseline), key="cmp_judge_a")
     b_options = [label for label in labels if label != a]
@@ -158,8 +194,11 @@ with tab_judge:
     for p in reversed(judged):
         st.markdown(f"**{md(p['b'])} vs {md(p['a'])}** · judge {md(p['judge'])}")
         cols = st.columns(4)
-        cols[0].metric(f"{p['b']} win rate", "–" if p["win_rate"] is None else f"{p['win_rate']:.0%}",
-                       help="Ties count as half a win; 95% Wilson interval below.")
+        cols[0].metric(
+            f"{p['b']} win rate",
+            "–" if p["win_rate"] is None else f"{p['win_rate']:.0%}",
+            help="Ties count as half a win; 95% Wilson interval below.",
+        )
         cols[1].metric("95% CI", "–" if p["ci_low"] is None else f"{p['ci_low']:.0%} – {p['ci_high']:.0%}")
         cols[2].metric("B / A / tie", f"{p['counts']['B']} / {p['counts']['A']} / {p['counts']['tie']}")
         cols[3].metric("No verdict", p["counts"]["missing"])
@@ -177,13 +216,19 @@ with tab_promote:
     if saved_id:
         st.success(f"Saved as comparison {saved_id} (runs, baseline, summary and pairwise results).")
     suggested = compare.leader(summary)
-    winner = st.selectbox("Winner", labels, index=labels.index(suggested) if suggested else 0, key="cmp_winner",
-                          help="The suggestion is the variant better on the most scorers and worse on none.")
+    winner = st.selectbox(
+        "Winner",
+        labels,
+        index=labels.index(suggested) if suggested else 0,
+        key="cmp_winner",
+        help="The suggestion is the variant better on the most scorers and worse on none.",
+    )
     chosen = result.variant(winner)
     for note in compare.promotion_notes(summary, winner):
         st.warning(note)
-    confirm = st.checkbox(f"I confirm: point {chosen.prompt} `production` at version {chosen.version}",
-                          key="cmp_confirm")
+    confirm = st.checkbox(
+        f"I confirm: point {chosen.prompt} `production` at version {chosen.version}", key="cmp_confirm"
+    )
     if not saved_id:
         st.caption("Save the comparison first: the promotion cites it as its evidence.")
     if st.button("Promote to production", key="cmp_promote", type="primary", disabled=not (saved_id and confirm)):
@@ -192,8 +237,10 @@ with tab_promote:
         except WorkbenchError as exc:
             st.error(str(exc))
         else:
-            st.success(f"{moved['prompt']} production: v{moved['previous'] or '–'} → v{moved['version']} "
-                       f"(evidence: comparison {saved_id}).")
+            st.success(
+                f"{moved['prompt']} production: v{moved['previous'] or '–'} → v{moved['version']} "
+                f"(evidence: comparison {saved_id})."
+            )
     past = compare.list_saved(20)
     if past:
         st.caption("Saved comparisons")
@@ -203,7 +250,9 @@ with tab_export:
     cols = st.columns(3)
     stem = "comparison-" + "-".join(map(str, run_ids))
     cols[0].download_button("Rows (CSV)", report.rows_csv(result), f"{stem}.csv", "text/csv", key="cmp_csv")
-    cols[1].download_button("Report (Markdown)", report.markdown_report(summary), f"{stem}.md", "text/markdown",
-                            key="cmp_md")
-    cols[2].download_button("Report (HTML, opens offline)", lambda: report.html_report(result), f"{stem}.html",
-                            "text/html", key="cmp_html")
+    cols[1].download_button(
+        "Report (Markdown)", report.markdown_report(summary), f"{stem}.md", "text/markdown", key="cmp_md"
+    )
+    cols[2].download_button(
+        "Report (HTML, opens offline)", lambda: report.html_report(result), f"{stem}.html", "text/html", key="cmp_html"
+    )

@@ -17,25 +17,50 @@ with build_tab:
     source_kind = st.radio("Documents", ["Sample corpus", "Upload files"], horizontal=True, key="rag_source")
     uploads = []
     if source_kind == "Upload files":
-        uploads = st.file_uploader("Markdown, text, HTML or PDF files, or a .zip of them", accept_multiple_files=True,
-                                   type=["md", "markdown", "txt", "html", "htm", "pdf", "zip"], key="rag_uploads")
+        uploads = st.file_uploader(
+            "Markdown, text, HTML or PDF files, or a .zip of them",
+            accept_multiple_files=True,
+            type=["md", "markdown", "txt", "html", "htm", "pdf", "zip"],
+            key="rag_uploads",
+        )
     cols = st.columns(5)
     name = cols[0].text_input("Index name", "docs", key="rag_name")
-    chunker = cols[1].selectbox("Chunker", list(chunking.CHUNKERS), index=list(chunking.CHUNKERS).index(
-        index.DEFAULT_CHUNKER), key="rag_chunker")
-    chunk_size = cols[2].number_input("Chunk size", 16, 20000, index.DEFAULT_CHUNK_SIZE, 16, key="rag_chunk_size",
-                                      help="characters; tokens (words) for fixed_tokens")
+    chunker = cols[1].selectbox(
+        "Chunker",
+        list(chunking.CHUNKERS),
+        index=list(chunking.CHUNKERS).index(index.DEFAULT_CHUNKER),
+        key="rag_chunker",
+    )
+    chunk_size = cols[2].number_input(
+        "Chunk size",
+        16,
+        20000,
+        index.DEFAULT_CHUNK_SIZE,
+        16,
+        key="rag_chunk_size",
+        help="characters; tokens (words) for fixed_tokens",
+    )
     overlap = cols[3].number_input("Overlap", 0, 10000, index.DEFAULT_OVERLAP, 10, key="rag_overlap")
-    embedding = cols[4].text_input("Embedding model", index.DEFAULT_EMBEDDING_MODEL, key="rag_embedding",
-                                   help="bundled all-MiniLM-L6-v2, a local sentence-transformers folder, or a "
-                                        "hosted id like openai/text-embedding-3-small (needs its API key)")
+    embedding = cols[4].text_input(
+        "Embedding model",
+        index.DEFAULT_EMBEDDING_MODEL,
+        key="rag_embedding",
+        help="bundled all-MiniLM-L6-v2, a local sentence-transformers folder, or a "
+        "hosted id like openai/text-embedding-3-small (needs its API key)",
+    )
     if st.button("Build index", type="primary", key="rag_build"):
         source = index.SAMPLE_CORPUS if source_kind == "Sample corpus" else [(f.name, f.getvalue()) for f in uploads]
         try:
             if not source:
                 raise WorkbenchError("Upload at least one file, or pick the sample corpus.")
-            version = builder.start(name, source, chunker=chunker, chunk_size=int(chunk_size),
-                                    overlap=int(overlap), embedding_model=embedding)
+            version = builder.start(
+                name,
+                source,
+                chunker=chunker,
+                chunk_size=int(chunk_size),
+                overlap=int(overlap),
+                embedding_model=embedding,
+            )
         except WorkbenchError as exc:
             st.error(str(exc))
         else:
@@ -45,15 +70,19 @@ with build_tab:
     def build_progress(version_id: int):
         p = index.progress(version_id)
         if p["status"] in ("building", "interrupted"):
-            st.progress(p["done"] / max(1, p["total"]), text=f"{p['label']} {p['status']}: {p['done']}/{p['total']} "
-                                                             f"chunks · {p['message']}")
+            st.progress(
+                p["done"] / max(1, p["total"]),
+                text=f"{p['label']} {p['status']}: {p['done']}/{p['total']} chunks · {p['message']}",
+            )
         elif p["status"] == "ready":
             st.success(f"{p['label']} is ready: {p['total']} chunks.")
         else:
             st.error(f"{p['label']} failed: {p['error']}")
         if p["skipped"]:
-            st.warning(f"{len(p['skipped'])} file(s) skipped:\n" + "\n".join(
-                f"- {s['source']}: {s['reason']}" for s in p["skipped"]))
+            st.warning(
+                f"{len(p['skipped'])} file(s) skipped:\n"
+                + "\n".join(f"- {s['source']}: {s['reason']}" for s in p["skipped"])
+            )
         if p["status"] != "building" and st.session_state.get("rag_was_live") == version_id:
             st.session_state["rag_was_live"] = None
             st.rerun()  # refresh the versions table and pickers once the build ends
@@ -78,14 +107,19 @@ with query_tab:
         cols = st.columns([2, 1, 2])
         ref = cols[0].selectbox("Index version", refs, key="rag_query_index")
         k = cols[1].number_input("Top k", 1, 50, 5, key="rag_query_k")
-        prompt = cols[2].selectbox("Answer with prompt", [NO_ANSWER] + prompt_refs, key="rag_query_prompt",
-                                   help="prompt versions that use {{context}} and {{question}}")
+        prompt = cols[2].selectbox(
+            "Answer with prompt",
+            [NO_ANSWER] + prompt_refs,
+            key="rag_query_prompt",
+            help="prompt versions that use {{context}} and {{question}}",
+        )
         question = st.text_input("Question", key="rag_question")
         if st.button("Search", type="primary", key="rag_search"):
             try:
                 with st.spinner("Retrieving…" if prompt == NO_ANSWER else "Retrieving and answering…"):
                     st.session_state["rag_found"] = evaluate.answer_question(
-                        ref, question, None if prompt == NO_ANSWER else prompt, int(k))
+                        ref, question, None if prompt == NO_ANSWER else prompt, int(k)
+                    )
             except WorkbenchError as exc:
                 st.error(str(exc))
         found = st.session_state.get("rag_found")
@@ -95,17 +129,22 @@ with query_tab:
                 st.write(found["answer"])
             elif found["error"]:
                 st.error(f"The answer failed: {found['error']}")
-            st.dataframe(pd.DataFrame(found["chunks"])[["rank", "score", "doc_id", "start", "end", "text"]],
-                         hide_index=True, width="stretch")
+            st.dataframe(
+                pd.DataFrame(found["chunks"])[["rank", "score", "doc_id", "start", "end", "text"]],
+                hide_index=True,
+                width="stretch",
+            )
             for chunk in found["chunks"]:
-                with st.expander(f"#{chunk['rank']} {chunk['doc_id']} [{chunk['start']}:{chunk['end']}] "
-                                 f"· score {chunk['score']:.3f}"):
+                with st.expander(
+                    f"#{chunk['rank']} {chunk['doc_id']} [{chunk['start']}:{chunk['end']}] · score {chunk['score']:.3f}"
+                ):
                     st.text(chunk["text"])
 
 
 def qa_source(key: str):
-    upload = st.file_uploader("QA set (JSONL: question, reference, relevant_passages / source_documents)",
-                              type=["jsonl", "json"], key=key)
+    upload = st.file_uploader(
+        "QA set (JSONL: question, reference, relevant_passages / source_documents)", type=["jsonl", "json"], key=key
+    )
     st.caption("Default: sample_data/rag_qa.jsonl" if upload is None else f"Using {upload.name}")
     return upload.getvalue() if upload is not None else None
 
@@ -114,10 +153,17 @@ def answer_options(key: str) -> dict:
     cols = st.columns(3)
     chosen = cols[0].selectbox("Generate answers with", [NO_ANSWER] + prompt_refs, key=f"{key}_prompt")
     judge = cols[1].text_input("Judge model for ragas LLM metrics (optional)", key=f"{key}_judge")
-    use_ragas = cols[2].checkbox("ragas metrics", False, key=f"{key}_ragas",
-                                 help="non-LLM context precision/recall always; answer and judge metrics when set")
-    return {"prompt": None if chosen == NO_ANSWER else chosen, "judge": judge.strip() or None,
-            "ragas": True if use_ragas else None}
+    use_ragas = cols[2].checkbox(
+        "ragas metrics",
+        False,
+        key=f"{key}_ragas",
+        help="non-LLM context precision/recall always; answer and judge metrics when set",
+    )
+    return {
+        "prompt": None if chosen == NO_ANSWER else chosen,
+        "judge": judge.strip() or None,
+        "ragas": True if use_ragas else None,
+    }
 
 
 with eval_tab:
@@ -136,12 +182,28 @@ with eval_tab:
         result = st.session_state.get("rag_eval")
         if result:
             st.subheader(f"{result['index']} at k={result['k']}")
-            st.dataframe(pd.DataFrame([{"metric": m, **v} for m, v in result["summary"].items()]),
-                         hide_index=True, width="stretch")
-            st.dataframe(pd.DataFrame([{"row": r["row_key"], "question": r["question"], **r["scores"],
-                                        "answer": r["answer"], "top chunks": ", ".join(r["chunk_ids"][:3]),
-                                        "errors": "; ".join(f"{what}: {why}" for what, why in r["errors"].items())}
-                                       for r in result["rows"]]), hide_index=True, width="stretch")
+            st.dataframe(
+                pd.DataFrame([{"metric": m, **v} for m, v in result["summary"].items()]),
+                hide_index=True,
+                width="stretch",
+            )
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "row": r["row_key"],
+                            "question": r["question"],
+                            **r["scores"],
+                            "answer": r["answer"],
+                            "top chunks": ", ".join(r["chunk_ids"][:3]),
+                            "errors": "; ".join(f"{what}: {why}" for what, why in r["errors"].items()),
+                        }
+                        for r in result["rows"]
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
     else:
         st.info("No ready index yet: build one first.")
 
@@ -163,8 +225,10 @@ with compare_tab:
         if result:
             a, b = result["a"], result["b"]
             st.dataframe(pd.DataFrame([a["config"], b["config"]], index=[a["index"], b["index"]]), width="stretch")
-            table = [{key: value for key, value in m.items() if key not in ("verdict", "warnings")}
-                     for m in result["metrics"]]
+            table = [
+                {key: value for key, value in m.items() if key not in ("verdict", "warnings")}
+                for m in result["metrics"]
+            ]
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
             for m in result["metrics"]:
                 st.markdown(f"- {m['verdict']}" + "".join(f"\n  - ⚠️ {w}" for w in m["warnings"]))

@@ -52,10 +52,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
-from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, bindparam, case,
-                        cast, delete, false, func, literal_column, or_, select, true, union_all, update)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
@@ -71,54 +94,136 @@ LAST_BUCKET = 1 + STEPS * OCTAVES
 EVAL_SOURCES = ("run", "judge")
 
 meta = MetaData()
-rollup_state = Table("rollup_state", meta, Column("name", Text, primary_key=True), Column("last_id", Integer),
-                     Column("updated_at", DateTime))
+rollup_state = Table(
+    "rollup_state",
+    meta,
+    Column("name", Text, primary_key=True),
+    Column("last_id", Integer),
+    Column("updated_at", DateTime),
+)
 rollup_call = Table(
-    "rollup_call", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True), Column("error_type", Text, primary_key=True),
-    Column("calls", Integer), Column("cached", Integer), Column("priced", Integer), Column("cost_usd", Float),
-    Column("input_tokens", Integer), Column("output_tokens", Integer))
+    "rollup_call",
+    meta,
+    Column("day", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("error_type", Text, primary_key=True),
+    Column("calls", Integer),
+    Column("cached", Integer),
+    Column("priced", Integer),
+    Column("cost_usd", Float),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+)
 rollup_version = Table(  # rollup_call's keys and measures per prompt version: what a version filter reads
-    "rollup_version", meta, Column("prompt_version_id", Integer, primary_key=True), Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True), Column("source", Text, primary_key=True),
-    Column("error_type", Text, primary_key=True), Column("calls", Integer), Column("cached", Integer),
-    Column("priced", Integer), Column("cost_usd", Float), Column("input_tokens", Integer), Column("output_tokens", Integer))
+    "rollup_version",
+    meta,
+    Column("prompt_version_id", Integer, primary_key=True),
+    Column("day", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("error_type", Text, primary_key=True),
+    Column("calls", Integer),
+    Column("cached", Integer),
+    Column("priced", Integer),
+    Column("cost_usd", Float),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+)
 rollup_version_model = Table(  # just what "cost per prompt version" reads, a third of rollup_version's rows
-    "rollup_version_model", meta, Column("day", Text, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True), Column("model", Text, primary_key=True),
-    Column("calls", Integer), Column("priced", Integer), Column("cost_usd", Float))
-latency_bucket = Table("latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float),
-                       Column("hi", Float))
+    "rollup_version_model",
+    meta,
+    Column("day", Text, primary_key=True),
+    Column("prompt_version_id", Integer, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("calls", Integer),
+    Column("priced", Integer),
+    Column("cost_usd", Float),
+)
+latency_bucket = Table(
+    "latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float), Column("hi", Float)
+)
 rollup_latency = Table(
-    "rollup_latency", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True), Column("bucket", Integer, primary_key=True), Column("n", Integer))
+    "rollup_latency",
+    meta,
+    Column("day", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("n", Integer),
+)
 rollup_latency_cum = Table(
-    "rollup_latency_cum", meta, Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True), Column("n", Integer), Column("cum", Integer), Column("total", Integer))
+    "rollup_latency_cum",
+    meta,
+    Column("day", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("n", Integer),
+    Column("cum", Integer),
+    Column("total", Integer),
+)
 rollup_latency_fine = Table(  # every call of a day, FINE_STEPS buckets per power of two: the headline's exact ranks
-    "rollup_latency_fine", meta, Column("day", Text, primary_key=True), Column("bucket", Integer, primary_key=True),
-    Column("n", Integer))
+    "rollup_latency_fine",
+    meta,
+    Column("day", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("n", Integer),
+)
 rollup_latency_version = Table(
-    "rollup_latency_version", meta, Column("prompt_version_id", Integer, primary_key=True),
-    Column("day", Text, primary_key=True), Column("model", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True), Column("n", Integer))
+    "rollup_latency_version",
+    meta,
+    Column("prompt_version_id", Integer, primary_key=True),
+    Column("day", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("n", Integer),
+)
 rollup_run = Table(
-    "rollup_run", meta, Column("run_id", Integer, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True), Column("items", Integer), Column("finished", Integer),
-    Column("errors", Integer), Column("blocked", Integer), Column("guard_checked", Integer),
-    Column("guard_triggered", Integer))
+    "rollup_run",
+    meta,
+    Column("run_id", Integer, primary_key=True),
+    Column("prompt_version_id", Integer, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("items", Integer),
+    Column("finished", Integer),
+    Column("errors", Integer),
+    Column("blocked", Integer),
+    Column("guard_checked", Integer),
+    Column("guard_triggered", Integer),
+)
 rollup_score = Table(
-    "rollup_score", meta, Column("run_id", Integer, primary_key=True), Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True), Column("scorer_name", Text, primary_key=True), Column("n", Integer),
-    Column("n_value", Integer), Column("sum_value", Float), Column("n_verdict", Integer), Column("n_passed", Integer),
-    Column("n_error", Integer))
+    "rollup_score",
+    meta,
+    Column("run_id", Integer, primary_key=True),
+    Column("prompt_version_id", Integer, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("scorer_name", Text, primary_key=True),
+    Column("n", Integer),
+    Column("n_value", Integer),
+    Column("sum_value", Float),
+    Column("n_verdict", Integer),
+    Column("n_passed", Integer),
+    Column("n_error", Integer),
+)
 rollup_run_state = Table("rollup_run_state", meta, Column("run_id", Integer, primary_key=True), Column("stamp", Text))
 
 call = LlmCall.__table__
 
 
-CALL_COLUMNS = ("id", "created_at", "source", "model", "prompt_version_id", "run_id", "latency_ms", "input_tokens",
-                "output_tokens", "cost_usd", "cached", "error_type")
+CALL_COLUMNS = (
+    "id",
+    "created_at",
+    "source",
+    "model",
+    "prompt_version_id",
+    "run_id",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cached",
+    "error_type",
+)
 
 
 @dataclass(frozen=True)
@@ -139,31 +244,57 @@ class Rollups:
     @property
     def rollups(self) -> tuple[Table, ...]:
         """Every table kept by folding the ledger in (each once)."""
-        tables = (self.call, self.version, self.latency, self.latency_cum, self.version_model, self.latency_version,
-                  self.latency_fine)
+        tables = (
+            self.call,
+            self.version,
+            self.latency,
+            self.latency_cum,
+            self.version_model,
+            self.latency_version,
+            self.latency_fine,
+        )
         return tuple(dict.fromkeys(t for t in tables if t is not None))
 
 
 def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
-    return Table(f"narrow_{table.name}", meta, *[Column(c.name, c.type, primary_key=c.primary_key) for c in columns],
-                 *extra, prefixes=["TEMPORARY"])
+    return Table(
+        f"narrow_{table.name}",
+        meta,
+        *[Column(c.name, c.type, primary_key=c.primary_key) for c in columns],
+        *extra,
+        prefixes=["TEMPORARY"],
+    )
 
 
-STORED = Rollups(call, rollup_call, rollup_version, rollup_latency, rollup_latency_cum, rollup_version_model,
-                 rollup_latency_version, rollup_latency_fine)
+STORED = Rollups(
+    call,
+    rollup_call,
+    rollup_version,
+    rollup_latency,
+    rollup_latency_cum,
+    rollup_version_model,
+    rollup_latency_version,
+    rollup_latency_fine,
+)
 # A prompt or version filter reads the version-keyed rollups (rollup_call's columns with one more key).
 VERSIONED = Rollups(call, rollup_version, rollup_version, rollup_latency_version, rollup_latency_version)
 _narrow_meta = MetaData()
 # A narrow page's calls, with their day and latency bucket worked out once while copying.
-NARROW = Rollups(_temporary(call, [call.c[name] for name in CALL_COLUMNS], _narrow_meta,
-                            Column("day", Text), Column("bucket", Integer)),
-                 *[_temporary(t, t.columns, _narrow_meta) for t in (rollup_call, rollup_version, rollup_latency,
-                                                                     rollup_latency_cum)])
+NARROW = Rollups(
+    _temporary(
+        call, [call.c[name] for name in CALL_COLUMNS], _narrow_meta, Column("day", Text), Column("bucket", Integer)
+    ),
+    *[
+        _temporary(t, t.columns, _narrow_meta)
+        for t in (rollup_call, rollup_version, rollup_latency, rollup_latency_cum)
+    ],
+)
 NARROW_TABLES = (NARROW.ledger, *NARROW.rollups)
 Index("narrow_llm_call_latency", NARROW.ledger.c.latency_ms)
 
 
 # --- dialect helpers ----------------------------------------------------------------------------
+
 
 class day_of(FunctionElement):
     """A timestamp's UTC day as 'YYYY-MM-DD' text (the rollups' `day`)."""
@@ -210,9 +341,13 @@ def bucket_of(latency, steps: int = STEPS):
     bucket b exactly when lo(b) <= latency < hi(b)."""
     whens = [(latency < _num(1), literal_column("0"))]
     for k in range(OCTAVES):
-        base = 2.0 ** k
-        whens.append((latency < _num(2 * base),
-                      literal_column(str(1 + steps * k)) + floor_((latency - _num(base)) * _num(steps / base))))
+        base = 2.0**k
+        whens.append(
+            (
+                latency < _num(2 * base),
+                literal_column(str(1 + steps * k)) + floor_((latency - _num(base)) * _num(steps / base)),
+            )
+        )
     return case(*whens, else_=literal_column(str(1 + steps * OCTAVES)))
 
 
@@ -221,9 +356,9 @@ def bucket_edges(bucket: int, steps: int = STEPS) -> tuple[float, float]:
     if bucket == 0:
         return 0.0, 1.0
     if bucket > steps * OCTAVES:
-        return 2.0 ** OCTAVES, 1e300
+        return 2.0**OCTAVES, 1e300
     k, j = divmod(bucket - 1, steps)
-    return 2.0 ** k * (steps + j) / steps, 2.0 ** k * (steps + j + 1) / steps
+    return 2.0**k * (steps + j) / steps, 2.0**k * (steps + j + 1) / steps
 
 
 def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: list[str], zeros=()) -> None:
@@ -232,7 +367,8 @@ def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: li
     make = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     statement = make(table).from_select(keys + measures + list(zeros), query)
     statement = statement.on_conflict_do_update(
-        index_elements=keys, set_={m: table.c[m] + statement.excluded[m] for m in measures})
+        index_elements=keys, set_={m: table.c[m] + statement.excluded[m] for m in measures}
+    )
     conn.execute(statement)
 
 
@@ -259,10 +395,11 @@ def _dicts(conn: Connection, query, values: dict | None = None) -> list[dict]:
 
 def _chunks(values: list, size: int = 500):
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 # --- keeping the rollups current ----------------------------------------------------------------
+
 
 def _fold_calls(conn: Connection, where, into: Rollups = STORED, tables=None) -> None:
     """Add the rows of `into.ledger` matching `where` to that set's day rollups (or just `tables`),
@@ -274,19 +411,33 @@ def _fold_calls(conn: Connection, where, into: Rollups = STORED, tables=None) ->
     if first is None:
         return
     timed = and_(call.c.cached == false(), call.c.latency_ms.is_not(None))
-    rows = select(
-        (call.c.day if "day" in call.c else day_of(call.c.created_at)).label("day"), call.c.model, call.c.source,
-        func.coalesce(call.c.error_type, "").label("error_type"),
-        func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id"),
-        case((call.c.cached, 1), else_=0).label("hit"), call.c.cost_usd, call.c.input_tokens, call.c.output_tokens,
-        case((timed, 1), else_=0).label("timed"),
-        (call.c.bucket if "bucket" in call.c else bucket_of(call.c.latency_ms)).label("bucket"),
-        bucket_of(call.c.latency_ms, FINE_STEPS).label("fine"),
-    ).where(where).subquery()
-    sums = {"calls": func.count(), "cached": func.sum(rows.c.hit), "priced": func.count(rows.c.cost_usd),
-            "cost_usd": func.coalesce(func.sum(rows.c.cost_usd), 0.0), "n": func.count(),
-            "input_tokens": func.coalesce(func.sum(rows.c.input_tokens), 0),
-            "output_tokens": func.coalesce(func.sum(rows.c.output_tokens), 0)}
+    rows = (
+        select(
+            (call.c.day if "day" in call.c else day_of(call.c.created_at)).label("day"),
+            call.c.model,
+            call.c.source,
+            func.coalesce(call.c.error_type, "").label("error_type"),
+            func.coalesce(call.c.prompt_version_id, 0).label("prompt_version_id"),
+            case((call.c.cached, 1), else_=0).label("hit"),
+            call.c.cost_usd,
+            call.c.input_tokens,
+            call.c.output_tokens,
+            case((timed, 1), else_=0).label("timed"),
+            (call.c.bucket if "bucket" in call.c else bucket_of(call.c.latency_ms)).label("bucket"),
+            bucket_of(call.c.latency_ms, FINE_STEPS).label("fine"),
+        )
+        .where(where)
+        .subquery()
+    )
+    sums = {
+        "calls": func.count(),
+        "cached": func.sum(rows.c.hit),
+        "priced": func.count(rows.c.cost_usd),
+        "cost_usd": func.coalesce(func.sum(rows.c.cost_usd), 0.0),
+        "n": func.count(),
+        "input_tokens": func.coalesce(func.sum(rows.c.input_tokens), 0),
+        "output_tokens": func.coalesce(func.sum(rows.c.output_tokens), 0),
+    }
     for table in tables:
         keys = [c.name for c in table.primary_key.columns]
         measures = [c.name for c in table.columns if not c.primary_key and c.name in sums]
@@ -329,7 +480,8 @@ def _week_of_sqlite(element, compiler, **kw):
 @compiles(week_of)
 def _week_of_default(element, compiler, **kw):
     return f"'{WEEK}' || to_char(date_trunc('week', CAST(%s AS date)), 'YYYY-MM-DD')" % compiler.process(
-        element.clauses, **kw)
+        element.clauses, **kw
+    )
 
 
 def _fold_weeks(conn: Connection, tables, first_day: str, last_day: str) -> None:
@@ -338,15 +490,20 @@ def _fold_weeks(conn: Connection, tables, first_day: str, last_day: str) -> None
     for table in tables:
         keys = [c for c in table.primary_key.columns if c.name != "day"]
         measures = [c for c in table.columns if not c.primary_key]
-        conn.execute(delete(table).where(table.c.day >= WEEK + first.isoformat(), table.c.day <= WEEK + last.isoformat()))
+        conn.execute(
+            delete(table).where(table.c.day >= WEEK + first.isoformat(), table.c.day <= WEEK + last.isoformat())
+        )
         week = week_of(table.c.day)
         # A week row's running counts are unused (p95 per day reads day rows): stored as 0.
         sums = [literal_column("0") if c.name in ("cum", "total") else func.sum(c) for c in measures]
-        conn.execute(table.insert().from_select(
-            ["day", *[c.name for c in keys], *[c.name for c in measures]],
-            select(week, *keys, *sums)
-            .where(table.c.day >= first.isoformat(), table.c.day <= (last + timedelta(days=6)).isoformat())
-            .group_by(week, *keys)))
+        conn.execute(
+            table.insert().from_select(
+                ["day", *[c.name for c in keys], *[c.name for c in measures]],
+                select(week, *keys, *sums)
+                .where(table.c.day >= first.isoformat(), table.c.day <= (last + timedelta(days=6)).isoformat())
+                .group_by(week, *keys),
+            )
+        )
 
 
 def _day(value) -> str:
@@ -357,12 +514,21 @@ def _recount(conn: Connection, table: Table, first_day: str, last_day: str) -> N
     """Recompute the running count and total of every (day, model) histogram in those days."""
     days = [table.c.day >= first_day, table.c.day <= last_day]
     group = [table.c.day, table.c.model]
-    counted = select(*group, table.c.bucket,
-                     func.sum(table.c.n).over(partition_by=group, order_by=table.c.bucket, rows=(None, 0)).label("cum"),
-                     func.sum(table.c.n).over(partition_by=group).label("total")).where(*days).subquery()
-    conn.execute(update(table).where(table.c.day == counted.c.day, table.c.model == counted.c.model,
-                                     table.c.bucket == counted.c.bucket)
-                 .values(cum=counted.c.cum, total=counted.c.total))
+    counted = (
+        select(
+            *group,
+            table.c.bucket,
+            func.sum(table.c.n).over(partition_by=group, order_by=table.c.bucket, rows=(None, 0)).label("cum"),
+            func.sum(table.c.n).over(partition_by=group).label("total"),
+        )
+        .where(*days)
+        .subquery()
+    )
+    conn.execute(
+        update(table)
+        .where(table.c.day == counted.c.day, table.c.model == counted.c.model, table.c.bucket == counted.c.bucket)
+        .values(cum=counted.c.cum, total=counted.c.total)
+    )
 
 
 def _lock(conn: Connection, name: str, table: str) -> int:
@@ -380,9 +546,17 @@ def _run_stamp():
 
 
 def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
-    stale = select(Run.id).outerjoin(rollup_run_state, rollup_run_state.c.run_id == Run.id).where(or_(
-        rollup_run_state.c.stamp.is_(None), rollup_run_state.c.stamp != _run_stamp(),
-        Run.status.not_in(FINAL_RUN_STATUSES)))
+    stale = (
+        select(Run.id)
+        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == Run.id)
+        .where(
+            or_(
+                rollup_run_state.c.stamp.is_(None),
+                rollup_run_state.c.stamp != _run_stamp(),
+                Run.status.not_in(FINAL_RUN_STATUSES),
+            )
+        )
+    )
     rescored = select(RunItem.run_id).join(Score, Score.run_item_id == RunItem.id).where(Score.id > score_mark)
     return sorted(set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars()))
 
@@ -393,32 +567,76 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
     for chunk in _chunks(run_ids):
         for table in (rollup_run, rollup_score, rollup_run_state):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
-        guards = (select(Score.run_item_id, func.max(case((Score.passed.is_(False), 1), else_=0)).label("failed"))
-                  .join(RunItem, RunItem.id == Score.run_item_id)
-                  .where(RunItem.run_id.in_(chunk), is_guard).group_by(Score.run_item_id).subquery())
+        guards = (
+            select(Score.run_item_id, func.max(case((Score.passed.is_(False), 1), else_=0)).label("failed"))
+            .join(RunItem, RunItem.id == Score.run_item_id)
+            .where(RunItem.run_id.in_(chunk), is_guard)
+            .group_by(Score.run_item_id)
+            .subquery()
+        )
         blocked = and_(RunItem.status == "blocked", RunItem.error_type == "guardrail")
         keys = [RunItem.run_id, RunItem.prompt_version_id, RunItem.model]
-        conn.execute(rollup_run.insert().from_select(
-            ["run_id", "prompt_version_id", "model", "items", "finished", "errors", "blocked", "guard_checked",
-             "guard_triggered"],
-            select(*keys, func.count(),
-                   func.sum(case((RunItem.status.in_(("done", "error", "blocked")), 1), else_=0)),
-                   func.sum(case((RunItem.status == "error", 1), else_=0)),
-                   func.sum(case((RunItem.status == "blocked", 1), else_=0)),
-                   func.sum(case((or_(guards.c.run_item_id.is_not(None), blocked), 1), else_=0)),
-                   func.sum(case((or_(guards.c.failed == 1, blocked), 1), else_=0)))
-            .outerjoin(guards, guards.c.run_item_id == RunItem.id)
-            .where(RunItem.run_id.in_(chunk)).group_by(*keys)))
-        conn.execute(rollup_score.insert().from_select(
-            ["run_id", "prompt_version_id", "model", "scorer_name", "n", "n_value", "sum_value", "n_verdict",
-             "n_passed", "n_error"],
-            select(*keys, Score.scorer_name, func.count(), func.count(Score.value),
-                   func.coalesce(func.sum(Score.value), 0.0), func.count(Score.passed),
-                   func.sum(case((Score.passed.is_(True), 1), else_=0)), func.count(Score.error))
-            .join(RunItem, RunItem.id == Score.run_item_id)
-            .where(RunItem.run_id.in_(chunk)).group_by(*keys, Score.scorer_name)))
-        conn.execute(rollup_run_state.insert().from_select(
-            ["run_id", "stamp"], select(Run.id, _run_stamp()).where(Run.id.in_(chunk))))
+        conn.execute(
+            rollup_run.insert().from_select(
+                [
+                    "run_id",
+                    "prompt_version_id",
+                    "model",
+                    "items",
+                    "finished",
+                    "errors",
+                    "blocked",
+                    "guard_checked",
+                    "guard_triggered",
+                ],
+                select(
+                    *keys,
+                    func.count(),
+                    func.sum(case((RunItem.status.in_(("done", "error", "blocked")), 1), else_=0)),
+                    func.sum(case((RunItem.status == "error", 1), else_=0)),
+                    func.sum(case((RunItem.status == "blocked", 1), else_=0)),
+                    func.sum(case((or_(guards.c.run_item_id.is_not(None), blocked), 1), else_=0)),
+                    func.sum(case((or_(guards.c.failed == 1, blocked), 1), else_=0)),
+                )
+                .outerjoin(guards, guards.c.run_item_id == RunItem.id)
+                .where(RunItem.run_id.in_(chunk))
+                .group_by(*keys),
+            )
+        )
+        conn.execute(
+            rollup_score.insert().from_select(
+                [
+                    "run_id",
+                    "prompt_version_id",
+                    "model",
+                    "scorer_name",
+                    "n",
+                    "n_value",
+                    "sum_value",
+                    "n_verdict",
+                    "n_passed",
+                    "n_error",
+                ],
+                select(
+                    *keys,
+                    Score.scorer_name,
+                    func.count(),
+                    func.count(Score.value),
+                    func.coalesce(func.sum(Score.value), 0.0),
+                    func.count(Score.passed),
+                    func.sum(case((Score.passed.is_(True), 1), else_=0)),
+                    func.count(Score.error),
+                )
+                .join(RunItem, RunItem.id == Score.run_item_id)
+                .where(RunItem.run_id.in_(chunk))
+                .group_by(*keys, Score.scorer_name),
+            )
+        )
+        conn.execute(
+            rollup_run_state.insert().from_select(
+                ["run_id", "stamp"], select(Run.id, _run_stamp()).where(Run.id.in_(chunk))
+            )
+        )
 
 
 def refresh(engine: Engine) -> int:
@@ -443,7 +661,9 @@ def refresh(engine: Engine) -> int:
             score_mark = _lock(conn, "score", "score")
             top = conn.execute(select(func.max(Score.id))).scalar() or 0
             _fold_runs(conn, _dirty_runs(conn, score_mark))
-            conn.execute(update(rollup_state).where(rollup_state.c.name == "score").values(last_id=max(top, score_mark)))
+            conn.execute(
+                update(rollup_state).where(rollup_state.c.name == "score").values(last_id=max(top, score_mark))
+            )
     return mark
 
 
@@ -459,6 +679,7 @@ def rebuild_model(conn: Connection, model: str) -> None:
 
 
 # --- what a panel is asked for ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -482,23 +703,37 @@ class Scope:
 
     def bounds(self) -> tuple[datetime, datetime]:
         """[first day 00:00, day after the last 00:00) in UTC."""
-        first = datetime.combine(date.fromisoformat(self.first_day), dtime(), timezone.utc)
-        return first, datetime.combine(date.fromisoformat(self.last_day), dtime(), timezone.utc) + timedelta(days=1)
+        first = datetime.combine(date.fromisoformat(self.first_day), dtime(), UTC)
+        return first, datetime.combine(date.fromisoformat(self.last_day), dtime(), UTC) + timedelta(days=1)
 
 
 def shape(scope: Scope) -> tuple:
     """What decides the structure of a panel's statement for this scope; the rest (days, ids,
     the models and versions picked) are bound values. Statements are built once per shape."""
-    return (scope.rollups, len(_periods(scope)), bool(scope.models), tuple(sorted(scope.sources)),
-            scope.version_ids is not None, scope.run_id is not None)
+    return (
+        scope.rollups,
+        len(_periods(scope)),
+        bool(scope.models),
+        tuple(sorted(scope.sources)),
+        scope.version_ids is not None,
+        scope.run_id is not None,
+    )
 
 
 def params(scope: Scope) -> dict:
     """The bound values of every statement built for the scope's shape."""
     first_at, after_at = scope.bounds()
-    values = {"first_day": scope.first_day, "last_day": scope.last_day, "first_at": first_at, "after_at": after_at,
-              "upto": scope.upto, "models": list(scope.models), "sources": list(scope.sources),
-              "versions": list(scope.version_ids or ()), "run_id": scope.run_id}
+    values = {
+        "first_day": scope.first_day,
+        "last_day": scope.last_day,
+        "first_at": first_at,
+        "after_at": after_at,
+        "upto": scope.upto,
+        "models": list(scope.models),
+        "sources": list(scope.sources),
+        "versions": list(scope.version_ids or ()),
+        "run_id": scope.run_id,
+    }
     for i, (lo, hi) in enumerate(_periods(scope)):
         values[f"lo{i}"], values[f"hi{i}"] = lo, hi
     return values
@@ -525,8 +760,11 @@ def _in(column, name: str):
 
 def ledger_where(scope: Scope, ledger: Table = call) -> list:
     """The scope as conditions on the ledger (llm_call, or a narrow page's copy of its calls)."""
-    where = [ledger.c.created_at >= bindparam("first_at"), ledger.c.created_at < bindparam("after_at"),
-             ledger.c.id <= bindparam("upto")]
+    where = [
+        ledger.c.created_at >= bindparam("first_at"),
+        ledger.c.created_at < bindparam("after_at"),
+        ledger.c.id <= bindparam("upto"),
+    ]
     if scope.models:
         where.append(_in(ledger.c.model, "models"))
     if scope.sources:
@@ -545,10 +783,15 @@ def build_narrow(conn: Connection, scope: Scope) -> Scope:
     drop_narrow(conn)
     for table in NARROW_TABLES:
         table.create(conn)
-    conn.execute(NARROW.ledger.insert().from_select(
-        [*CALL_COLUMNS, "day", "bucket"],
-        select(*[call.c[name] for name in CALL_COLUMNS], day_of(call.c.created_at), bucket_of(call.c.latency_ms))
-        .where(*ledger_where(scope))), params(scope))
+    conn.execute(
+        NARROW.ledger.insert().from_select(
+            [*CALL_COLUMNS, "day", "bucket"],
+            select(
+                *[call.c[name] for name in CALL_COLUMNS], day_of(call.c.created_at), bucket_of(call.c.latency_ms)
+            ).where(*ledger_where(scope)),
+        ),
+        params(scope),
+    )
     _fold_calls(conn, true(), into=NARROW)
     return replace(scope, rollups=NARROW)
 
@@ -632,22 +875,48 @@ def _runs(scope: Scope, table):
 # Each panel builds its statement from the scope's shape only (see `_prepared`) and runs it with
 # the scope's `params`.
 
-TOTALS = ("calls", "cached", "errors", "unpriced", "priced", "cost_usd", "eval_cost_usd", "input_tokens",
-          "output_tokens", "items_finished", "items_blocked", "guard_checked", "guard_triggered")
+TOTALS = (
+    "calls",
+    "cached",
+    "errors",
+    "unpriced",
+    "priced",
+    "cost_usd",
+    "eval_cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "items_finished",
+    "items_blocked",
+    "guard_checked",
+    "guard_triggered",
+)
 
 
 def _totals_statement(scope: Scope):
     c = _calls(scope)
     ok = c.c.error_type == ""
     ledger = select(
-        func.sum(c.c.calls), func.sum(c.c.cached), func.sum(case((ok, 0), else_=c.c.calls)),
-        func.sum(case((ok, c.c.calls - c.c.priced), else_=0)), func.sum(c.c.priced), func.sum(c.c.cost_usd),
+        func.sum(c.c.calls),
+        func.sum(c.c.cached),
+        func.sum(case((ok, 0), else_=c.c.calls)),
+        func.sum(case((ok, c.c.calls - c.c.priced), else_=0)),
+        func.sum(c.c.priced),
+        func.sum(c.c.cost_usd),
         func.sum(case((c.c.source.in_(EVAL_SOURCES), c.c.cost_usd), else_=0.0)),
-        func.sum(c.c.input_tokens), func.sum(c.c.output_tokens)).subquery()
-    items = select(
-        func.sum(rollup_run.c.finished), func.sum(rollup_run.c.blocked), func.sum(rollup_run.c.guard_checked),
-        func.sum(rollup_run.c.guard_triggered)) \
-        .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id)).where(*_runs(scope, rollup_run)).subquery()
+        func.sum(c.c.input_tokens),
+        func.sum(c.c.output_tokens),
+    ).subquery()
+    items = (
+        select(
+            func.sum(rollup_run.c.finished),
+            func.sum(rollup_run.c.blocked),
+            func.sum(rollup_run.c.guard_checked),
+            func.sum(rollup_run.c.guard_triggered),
+        )
+        .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id))
+        .where(*_runs(scope, rollup_run))
+        .subquery()
+    )
     return select(ledger, items).select_from(ledger.join(items, true()))  # two one-row aggregates, one round trip
 
 
@@ -666,33 +935,60 @@ def totals(conn: Connection, *scopes: Scope) -> list[dict]:
 def _spend_statement(scope: Scope, month: bool):
     c = _calls(scope, weeks=False)
     period = func.substr(c.c.day, literal_column("1"), literal_column("7")) if month else c.c.day
-    return (select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
-            .group_by(period, c.c.model).order_by(period, c.c.model))
+    return (
+        select(period.label("period"), c.c.model, func.sum(c.c.cost_usd), func.sum(c.c.calls))
+        .group_by(period, c.c.model)
+        .order_by(period, c.c.model)
+    )
 
 
 def spend_by_day(conn: Connection, scope: Scope, month: bool = False) -> list[dict]:
     statement = _prepared(("spend", month, shape(scope)), lambda: _spend_statement(scope, month))
-    return [{"period": p, "model": m, "cost_usd": float(cost or 0), "calls": int(n)}
-            for p, m, cost, n in _tuples(conn, statement, params(scope))]
+    return [
+        {"period": p, "model": m, "cost_usd": float(cost or 0), "calls": int(n)}
+        for p, m, cost, n in _tuples(conn, statement, params(scope))
+    ]
 
 
 def _tokens_statement(scope: Scope):
     c = _calls(scope)
-    return (select(c.c.model, func.sum(c.c.input_tokens), func.sum(c.c.output_tokens), func.sum(c.c.calls),
-                   func.sum(c.c.priced), func.sum(c.c.cost_usd)).group_by(c.c.model).order_by(c.c.model))
+    return (
+        select(
+            c.c.model,
+            func.sum(c.c.input_tokens),
+            func.sum(c.c.output_tokens),
+            func.sum(c.c.calls),
+            func.sum(c.c.priced),
+            func.sum(c.c.cost_usd),
+        )
+        .group_by(c.c.model)
+        .order_by(c.c.model)
+    )
 
 
 def tokens_by_model(conn: Connection, scope: Scope) -> list[dict]:
     statement = _prepared(("tokens", shape(scope)), lambda: _tokens_statement(scope))
-    return [{"model": m, "input_tokens": int(i or 0), "output_tokens": int(o or 0), "calls": int(n),
-             "priced": int(priced), "cost_usd": float(cost) if priced else None}
-            for m, i, o, n, priced, cost in _tuples(conn, statement, params(scope))]
+    return [
+        {
+            "model": m,
+            "input_tokens": int(i or 0),
+            "output_tokens": int(o or 0),
+            "calls": int(n),
+            "priced": int(priced),
+            "cost_usd": float(cost) if priced else None,
+        }
+        for m, i, o, n, priced, cost in _tuples(conn, statement, params(scope))
+    ]
 
 
 def _errors_statement(scope: Scope):
     c = _calls(scope)
-    return (select(c.c.error_type, c.c.model, func.sum(c.c.calls)).where(c.c.error_type != "")
-            .group_by(c.c.error_type, c.c.model).order_by(c.c.error_type, c.c.model))
+    return (
+        select(c.c.error_type, c.c.model, func.sum(c.c.calls))
+        .where(c.c.error_type != "")
+        .group_by(c.c.error_type, c.c.model)
+        .order_by(c.c.error_type, c.c.model)
+    )
 
 
 def errors_by_type(conn: Connection, scope: Scope) -> list[dict]:
@@ -704,25 +1000,46 @@ def _versions_statement(scope: Scope):
     slim = scope.rollups.version_model
     source = scope.rollups.version if scope.sources or slim is None else slim  # the slim one has no source
     table = _rows(source, scope, ["prompt_version_id", "model", "calls", "priced", "cost_usd"])
-    grouped = (select(table.c.prompt_version_id, table.c.model, func.sum(table.c.calls).label("calls"),
-                      func.sum(table.c.priced).label("priced"), func.sum(table.c.cost_usd).label("cost_usd"))
-               .group_by(table.c.prompt_version_id, table.c.model).subquery())
-    return (select(grouped, Prompt.name, PromptVersion.version)
-            .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
-            .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
-            .order_by(grouped.c.prompt_version_id, grouped.c.model))
+    grouped = (
+        select(
+            table.c.prompt_version_id,
+            table.c.model,
+            func.sum(table.c.calls).label("calls"),
+            func.sum(table.c.priced).label("priced"),
+            func.sum(table.c.cost_usd).label("cost_usd"),
+        )
+        .group_by(table.c.prompt_version_id, table.c.model)
+        .subquery()
+    )
+    return (
+        select(grouped, Prompt.name, PromptVersion.version)
+        .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
+        .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .order_by(grouped.c.prompt_version_id, grouped.c.model)
+    )
 
 
 def cost_by_version(conn: Connection, scope: Scope) -> list[dict]:
     """Spend per prompt version and model, labelled `prompt vN` (version 0 = calls without one)."""
     statement = _prepared(("versions", shape(scope)), lambda: _versions_statement(scope))
-    return [{"prompt_version_id": pv_id, "prompt": prompt, "version": version, "model": model,
-             "calls": int(calls), "priced": int(priced), "cost_usd": float(cost or 0)}
-            for pv_id, model, calls, priced, cost, prompt, version in _tuples(conn, statement, params(scope))]
+    return [
+        {
+            "prompt_version_id": pv_id,
+            "prompt": prompt,
+            "version": version,
+            "model": model,
+            "calls": int(calls),
+            "priced": int(priced),
+            "cost_usd": float(cost or 0),
+        }
+        for pv_id, model, calls, priced, cost, prompt, version in _tuples(conn, statement, params(scope))
+    ]
 
 
 def _uses_fine(scope: Scope) -> bool:
-    return scope.rollups.latency_fine is not None and not (scope.models or scope.sources or scope.version_ids is not None)
+    return scope.rollups.latency_fine is not None and not (
+        scope.models or scope.sources or scope.version_ids is not None
+    )
 
 
 def _rank_histogram_statement(scope: Scope):
@@ -750,10 +1067,18 @@ def _lookups_statement(scope: Scope, descending: tuple[bool, ...]):
     for i, desc in enumerate(descending):
         ordered = ledger.c.latency_ms.desc() if desc else ledger.c.latency_ms
         lookups.append(
-            select(ledger.c.latency_ms).where(*ledger_where(scope, ledger), ledger.c.cached == false(),
-                                              ledger.c.latency_ms >= bindparam(f"q{i}_lo"),
-                                              ledger.c.latency_ms < bindparam(f"q{i}_hi"))
-            .order_by(ordered).limit(1).offset(bindparam(f"q{i}_offset")).scalar_subquery())
+            select(ledger.c.latency_ms)
+            .where(
+                *ledger_where(scope, ledger),
+                ledger.c.cached == false(),
+                ledger.c.latency_ms >= bindparam(f"q{i}_lo"),
+                ledger.c.latency_ms < bindparam(f"q{i}_hi"),
+            )
+            .order_by(ordered)
+            .limit(1)
+            .offset(bindparam(f"q{i}_offset"))
+            .scalar_subquery()
+        )
     return select(*lookups)
 
 
@@ -778,8 +1103,9 @@ def exact_percentiles(conn: Connection, *scopes: Scope, quantiles=(0.5, 0.95, 0.
             desc = offset > n // 2  # walk in from the nearer end of the bucket
             values.update({f"q{i}_lo": lo, f"q{i}_hi": hi, f"q{i}_offset": n - 1 - offset if desc else offset})
             descending.append(desc)
-        statement = _prepared(("lookups", tuple(descending), shape(scope)),
-                              lambda: _lookups_statement(scope, tuple(descending)))
+        statement = _prepared(
+            ("lookups", tuple(descending), shape(scope)), lambda: _lookups_statement(scope, tuple(descending))
+        )
         out.append(dict(zip(quantiles, _tuples(conn, statement, values)[0])))
     return out
 
@@ -794,8 +1120,9 @@ def _grouped_histogram_statement(h, group: list[str]):
     return select(*cols, h.c.bucket, func.sum(h.c.n)).group_by(*cols, h.c.bucket).order_by(*cols, h.c.bucket)
 
 
-def _histogram_quantiles(conn: Connection, key: tuple, scope: Scope, group: list[str], quantiles,
-                         weeks: bool = True) -> list[dict]:
+def _histogram_quantiles(
+    conn: Connection, key: tuple, scope: Scope, group: list[str], quantiles, weeks: bool = True
+) -> list[dict]:
     """Quantiles per group (e.g. per model) read off the scope's histogram: SQL sums it per group
     and bucket (a few hundred bins, whatever the number of calls), then each quantile is placed
     inside the bin that holds q*N, linearly (the open last bin reports its lower edge). Running
@@ -836,10 +1163,12 @@ def _day_quantile_statement(scope: Scope, quantile: float):
     t = scope.rollups.latency_cum
     target = _num(quantile) * t.c.total
     value = _interpolate(target, t.c.cum - t.c.n, t.c.n, t.c.bucket, latency_bucket.c.lo, latency_bucket.c.hi)
-    return (select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
-            .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
-            .where(*_keys_where(t, scope, None), t.c.cum >= target, t.c.cum - t.c.n < target)
-            .order_by(t.c.day, t.c.model))
+    return (
+        select(t.c.day, t.c.model, _num(quantile).label("q"), value.label("value"), t.c.total)
+        .join(latency_bucket, latency_bucket.c.bucket == t.c.bucket)
+        .where(*_keys_where(t, scope, None), t.c.cum >= target, t.c.cum - t.c.n < target)
+        .order_by(t.c.day, t.c.model)
+    )
 
 
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
@@ -854,23 +1183,47 @@ def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.
 def _quality_statement(scope: Scope):
     s = rollup_score
     keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
-    return (select(*keys, func.sum(s.c.n), func.sum(s.c.n_value), func.sum(s.c.sum_value), func.sum(s.c.n_verdict),
-                   func.sum(s.c.n_passed), func.sum(s.c.n_error))
-            .select_from(s).join(Run, Run.id == s.c.run_id)
-            .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id).join(Prompt, Prompt.id == PromptVersion.prompt_id)
-            .where(*_runs(scope, s)).group_by(*keys).order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id))
+    return (
+        select(
+            *keys,
+            func.sum(s.c.n),
+            func.sum(s.c.n_value),
+            func.sum(s.c.sum_value),
+            func.sum(s.c.n_verdict),
+            func.sum(s.c.n_passed),
+            func.sum(s.c.n_error),
+        )
+        .select_from(s)
+        .join(Run, Run.id == s.c.run_id)
+        .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .where(*_runs(scope, s))
+        .group_by(*keys)
+        .order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id)
+    )
 
 
 def run_quality(conn: Connection, scope: Scope) -> list[dict]:
     """Per run (in run order), prompt version and scorer: count, mean score and pass rate."""
     statement = _prepared(("quality", shape(scope)), lambda: _quality_statement(scope))
     out = []
-    for run_id, run_name, pv_id, prompt, version, scorer, n, n_value, total, n_verdict, n_passed, n_error \
-            in _tuples(conn, statement, params(scope)):
-        out.append({"run_id": run_id, "run": run_name, "prompt_version_id": pv_id,
-                    "prompt": prompt, "version": version, "scorer": scorer, "n": int(n),
-                    "mean": float(total) / n_value if n_value else None,
-                    "pass_rate": float(n_passed) / n_verdict if n_verdict else None, "errors": int(n_error)})
+    for run_id, run_name, pv_id, prompt, version, scorer, n, n_value, total, n_verdict, n_passed, n_error in _tuples(
+        conn, statement, params(scope)
+    ):
+        out.append(
+            {
+                "run_id": run_id,
+                "run": run_name,
+                "prompt_version_id": pv_id,
+                "prompt": prompt,
+                "version": version,
+                "scorer": scorer,
+                "n": int(n),
+                "mean": float(total) / n_value if n_value else None,
+                "pass_rate": float(n_passed) / n_verdict if n_verdict else None,
+                "errors": int(n_error),
+            }
+        )
     return out
 
 
@@ -885,45 +1238,69 @@ def _calls_page_statements(scope: Scope, by_model: bool, by_error: bool):
     if by_error:
         where.append(ledger.c.error_type == bindparam("page_error"))
         conditions.append(c.c.error_type == bindparam("page_error"))
-    page = (select(*[ledger.c[name] for name in CALL_COLUMNS]).where(*where)
-            .order_by(ledger.c.created_at.desc(), ledger.c.id.desc())
-            .limit(bindparam("page_limit")).offset(bindparam("page_offset")))
+    page = (
+        select(*[ledger.c[name] for name in CALL_COLUMNS])
+        .where(*where)
+        .order_by(ledger.c.created_at.desc(), ledger.c.id.desc())
+        .limit(bindparam("page_limit"))
+        .offset(bindparam("page_offset"))
+    )
     return page, select(func.coalesce(func.sum(c.c.calls), 0)).where(*conditions)
 
 
-def calls_page(conn: Connection, scope: Scope, limit: int, offset: int, model: str | None = None,
-               error_type: str | None = None) -> tuple[list[dict], int]:
+def calls_page(
+    conn: Connection, scope: Scope, limit: int, offset: int, model: str | None = None, error_type: str | None = None
+) -> tuple[list[dict], int]:
     """One page of the scope's calls, newest first, and how many there are in all."""
-    page, count = _prepared(("calls page", bool(model), bool(error_type), shape(scope)),
-                            lambda: _calls_page_statements(scope, bool(model), bool(error_type)))
-    values = {**params(scope), "page_model": model, "page_error": error_type, "page_limit": limit,
-              "page_offset": offset}
+    page, count = _prepared(
+        ("calls page", bool(model), bool(error_type), shape(scope)),
+        lambda: _calls_page_statements(scope, bool(model), bool(error_type)),
+    )
+    values = {
+        **params(scope),
+        "page_model": model,
+        "page_error": error_type,
+        "page_limit": limit,
+        "page_offset": offset,
+    }
     rows = [dict(r._mapping) for r in conn.execute(page, values)]  # through SQLAlchemy: it converts the timestamps
     return rows, int(_tuples(conn, count, values)[0][0])
 
 
 def spend_between(conn: Connection, first_day: str, last_day: str) -> float:
     """All spend on the days first_day..last_day (for budgets: no filters)."""
-    return float(conn.execute(select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
-        rollup_call.c.day >= first_day, rollup_call.c.day <= last_day)).scalar())
+    return float(
+        conn.execute(
+            select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
+                rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
+            )
+        ).scalar()
+    )
 
 
 def prompt_choices(conn: Connection) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
-    query = (select(Prompt.name, PromptVersion.version).join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
-             .order_by(Prompt.name, PromptVersion.version))
+    query = (
+        select(Prompt.name, PromptVersion.version)
+        .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+        .order_by(Prompt.name, PromptVersion.version)
+    )
     for name, version in conn.execute(query):
         out.setdefault(name, []).append(version)
     return out
 
 
 def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
-    return [(run_id, name) for run_id, name in conn.execute(select(Run.id, Run.name).order_by(Run.id.desc()).limit(limit))]
+    return [
+        (run_id, name) for run_id, name in conn.execute(select(Run.id, Run.name).order_by(Run.id.desc()).limit(limit))
+    ]
 
 
 def known_models(conn: Connection) -> list[str]:
     weeks = rollup_call.c.day >= WEEK  # every model has week rows, and there are 7x fewer of them
-    return [m for m, in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model))]
+    return [
+        m for (m,) in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model))
+    ]
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:

@@ -14,8 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from workbench import config
 from storage import migrations
+from workbench import config
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

@@ -7,7 +7,7 @@ Versions are immutable rows; labels are pointers with a history (`label_event`).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 from sqlalchemy import JSON, Column
@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def json_field(default_factory=None, nullable=True) -> Any:
@@ -92,6 +92,7 @@ class LlmCall(SQLModel, table=True):
     cached: bool = False
     prompt_version_id: Optional[int] = Field(default=None, foreign_key="prompt_version.id")
     run_id: Optional[int] = Field(default=None, foreign_key="run.id")
+    attempts: int = 1  # requests sent for this call, retries included
 
 
 class Dataset(SQLModel, table=True):
@@ -143,6 +144,19 @@ class Run(SQLModel, table=True):
     heartbeat_at: Optional[datetime] = None
     worker: str = ""
     error: Optional[str] = None
+    spent_usd: float = 0.0  # what the run's calls cost so far, kept by the executors (atomic increments)
+    reserved_usd: float = 0.0  # estimated cost of the calls in flight, reserved before each call
+
+
+class JobLease(SQLModel, table=True):
+    """Who executes a job (a run, an index build, ...) and until when: claimed by compare-and-set."""
+
+    __tablename__ = "job_lease"
+    key: str = Field(primary_key=True)  # e.g. "run:12"
+    owner: str
+    lease_until: datetime
+    claimed_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
 
 
 class RunItem(SQLModel, table=True):

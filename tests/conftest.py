@@ -65,8 +65,11 @@ class FakeModel:
                 model_response.choices[0].message.content = text
                 model_response.model = model
                 words_in = sum(len(m["content"].split()) for m in messages)
-                model_response.usage = Usage(prompt_tokens=words_in, completion_tokens=len(text.split()),
-                                             total_tokens=words_in + len(text.split()))
+                model_response.usage = Usage(
+                    prompt_tokens=words_in,
+                    completion_tokens=len(text.split()),
+                    total_tokens=words_in + len(text.split()),
+                )
                 return model_response
 
             def completion(self, model, messages, api_base, custom_prompt_dict, model_response, *a, **kw):

@@ -24,9 +24,18 @@ def save_dataset(rows: list[dict], name: str = "quiz") -> None:
 
 
 def run(template: str, dataset: str = "quiz", prompt: str = "ask", repeat: int = 1, scorers=CONTAINS) -> int:
-    run_id = runs.create_run(runs.plan_from_config({
-        "prompts": [{"name": prompt, "template": template, "model": "fake/model"}], "dataset": dataset,
-        "models": ["fake/model"], "scorers": scorers, "repeat": repeat, "concurrency": 4}))
+    run_id = runs.create_run(
+        runs.plan_from_config(
+            {
+                "prompts": [{"name": prompt, "template": template, "model": "fake/model"}],
+                "dataset": dataset,
+                "models": ["fake/model"],
+                "scorers": scorers,
+                "repeat": repeat,
+                "concurrency": 4,
+            }
+        )
+    )
     assert engine.run_sync(run_id) == "done"
     return run_id
 
@@ -36,8 +45,14 @@ def discordant_dataset(a_only: int, b_only: int, both: int, neither: int) -> Non
     rows = []
     for kind, count in (("a", a_only), ("b", b_only), ("both", both), ("neither", neither)):
         for i in range(count):
-            rows.append({"id": f"{kind}{i}", "question": f"q {'yes' if kind in ('a', 'both') else 'no'} {kind}{i}",
-                         "hint": f"h {'yes' if kind in ('b', 'both') else 'no'} {kind}{i}", "expected": "yes"})
+            rows.append(
+                {
+                    "id": f"{kind}{i}",
+                    "question": f"q {'yes' if kind in ('a', 'both') else 'no'} {kind}{i}",
+                    "hint": f"h {'yes' if kind in ('b', 'both') else 'no'} {kind}{i}",
+                    "expected": "yes",
+                }
+            )
     save_dataset(rows)
 
 
@@ -72,7 +87,7 @@ def test_large_shift_is_detected_with_the_exact_mcnemar_p(fake_model):
     a, b = run("{{question}}"), run("{{hint}}", prompt="hinted")
     result = compare.compare([a, b])
     (c,) = result.summary["metrics"][0]["comparisons"]
-    assert c["diff"] == pytest.approx(12 / 30) and c["p_value"] == pytest.approx(2 * 0.5 ** 12)
+    assert c["diff"] == pytest.approx(12 / 30) and c["p_value"] == pytest.approx(2 * 0.5**12)
     assert c["ci_low"] > 0 and c["direction"] == "better"
     assert c["verdict"].startswith(f"#{b} hinted@1 is better than #{a} ask@1 on contains (+40")
     assert compare.leader(result.summary) == f"#{b} hinted@1"
@@ -97,7 +112,7 @@ def test_score_metric_uses_the_exact_permutation_test(fake_model):
     assert metric["kind"] == "score" and metric["scale"] is None
     (c,) = metric["comparisons"]
     assert (c["diff"], c["ci_low"], c["ci_high"]) == (1.0, 1.0, 1.0)
-    assert c["test"] == "paired permutation (exact)" and c["p_value"] == pytest.approx(2 / 2 ** 12)
+    assert c["test"] == "paired permutation (exact)" and c["p_value"] == pytest.approx(2 / 2**12)
     advice = compare.sample_size_advice(c, 0.5)
     assert advice["rows"] is None and "never differed" in advice["message"]
 
@@ -136,8 +151,12 @@ def test_runs_without_scores_still_compare_cost_and_latency(fake_model, capsys):
 def test_rows_align_by_row_key_across_dataset_versions(fake_model):
     save_dataset([{"id": k, "question": f"{k}?", "expected": "x"} for k in "abcd"])
     first = run("{{question}}")
-    save_dataset([{"id": k, "question": q, "expected": "x"} for k, q in
-                  (("a", "a?"), ("b", "b?"), ("c", "c changed?"), ("e", "e?"))])
+    save_dataset(
+        [
+            {"id": k, "question": q, "expected": "x"}
+            for k, q in (("a", "a?"), ("b", "b?"), ("c", "c changed?"), ("e", "e?"))
+        ]
+    )
     second = run("{{question}}")
     result = compare.compare([first, second])
     by_key = {row["row_key"]: row for row in result.rows}
@@ -166,10 +185,20 @@ def test_repeats_are_reduced_to_row_means(fake_model):
     (metric,) = result.summary["metrics"]
     (c,) = metric["comparisons"]
     assert result.summary["repeats"] == 3 and c["n"] == 10  # rows, not 30 repeats
-    expected = stats.compare_variants({"#1": {k: v for (r, k), v in pattern.items() if r == a},
-                                       "#2": {k: v for (r, k), v in pattern.items() if r == b}}, "#1", kind="pass")[0]
+    expected = stats.compare_variants(
+        {
+            "#1": {k: v for (r, k), v in pattern.items() if r == a},
+            "#2": {k: v for (r, k), v in pattern.items() if r == b},
+        },
+        "#1",
+        kind="pass",
+    )[0]
     assert (c["diff"], c["ci_low"], c["ci_high"], c["p_value"]) == (
-        expected.diff, expected.ci_low, expected.ci_high, expected.p_value)
+        expected.diff,
+        expected.ci_low,
+        expected.ci_high,
+        expected.p_value,
+    )
     assert c["diff"] == pytest.approx(5 * (1 / 3) / 10) and c["test"].endswith("on per-row pass rates")
     first, second = (v.label for v in result.variants)
     assert metric["variants"][first]["mean"] == pytest.approx((5 * 2 / 3 + 5) / 10)
@@ -182,9 +211,16 @@ def test_repeats_are_reduced_to_row_means(fake_model):
 
 def test_three_variants_in_one_run_get_holm_adjusted_p_values(fake_model):
     discordant_dataset(a_only=0, b_only=12, both=8, neither=10)
-    run_id = runs.create_run(runs.plan_from_config({
-        "prompts": [{"name": "ask", "template": t} for t in ("{{question}}", "{{hint}}", "Q: {{question}}")],
-        "dataset": "quiz", "models": ["fake/model"], "scorers": CONTAINS}))
+    run_id = runs.create_run(
+        runs.plan_from_config(
+            {
+                "prompts": [{"name": "ask", "template": t} for t in ("{{question}}", "{{hint}}", "Q: {{question}}")],
+                "dataset": "quiz",
+                "models": ["fake/model"],
+                "scorers": CONTAINS,
+            }
+        )
+    )
     engine.run_sync(run_id)
     result = compare.compare([run_id])
     assert [v.label for v in result.variants] == ["ask@1", "ask@2", "ask@3"]
@@ -194,7 +230,7 @@ def test_three_variants_in_one_run_get_holm_adjusted_p_values(fake_model):
     assert hinted["p_adjusted"] == pytest.approx(min(1.0, 2 * hinted["p_value"])) and hinted["direction"] == "better"
     assert same["diff"] == 0 and same["direction"] == "none"
     with pytest.raises(WorkbenchError, match="needs at least two variants"):
-        compare.compare([run(("{{question}}"))])
+        compare.compare([run("{{question}}")])
 
 
 def test_rows_side_by_side_order_filter_and_escaped_word_diff(fake_model):
@@ -309,8 +345,9 @@ def test_pairwise_concurrency_is_bounded(fake_model, monkeypatch):
             state["now"] -= 1
 
     monkeypatch.setattr(calls, "acomplete", counting)
-    out = compare.pairwise_judge(result, result.baseline, result.variants[1].label, "fake/judge-slow",
-                                 concurrency=3, limit=5)
+    out = compare.pairwise_judge(
+        result, result.baseline, result.variants[1].label, "fake/judge-slow", concurrency=3, limit=5
+    )
     assert state["max"] == 3 and out["counts"]["tie"] == 5 and len(out["rows"]) == 5
 
 
@@ -333,8 +370,13 @@ def test_save_and_promote_records_the_comparison_as_evidence(fake_model):
     assert stored.run_ids == [a, b] and stored.baseline == f"#{a} ask@1" and stored.name == "hint vs question"
     assert stored.summary["metrics"][0]["comparisons"][0]["direction"] == "better"
     moved = compare.promote(comparison_id, winner)
-    assert moved == {"prompt": "ask", "version": 2, "previous": 1, "label": "production",
-                     "comparison_id": comparison_id}
+    assert moved == {
+        "prompt": "ask",
+        "version": 2,
+        "previous": 1,
+        "label": "production",
+        "comparison_id": comparison_id,
+    }
     assert prompts.labels_of("ask")["production"] == 2
     event = prompts.label_history("ask")[0]
     assert (event["from"], event["to"], event["evidence"]) == (1, 2, f"comparison {comparison_id}")
@@ -344,8 +386,10 @@ def test_save_and_promote_records_the_comparison_as_evidence(fake_model):
 
 
 def test_exports_hold_the_rows_and_the_summary(fake_model, monkeypatch):
-    save_dataset([{"id": "r0", "question": "<b>bold</b>", "expected": "bold"}] +
-                 [{"id": f"r{i}", "question": f"q{i}", "expected": "x"} for i in range(1, 6)])
+    save_dataset(
+        [{"id": "r0", "question": "<b>bold</b>", "expected": "bold"}]
+        + [{"id": f"r{i}", "question": f"q{i}", "expected": "x"} for i in range(1, 6)]
+    )
     a, b = run("{{question}}"), run("say {{question}}")
     result = compare.compare([a, b])
     monkeypatch.setattr(fake_model, "next_reply", lambda model, messages: "Winner: tie")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import event, insert, select
@@ -26,8 +26,10 @@ def test_litellm_prices_apply_without_a_custom_price():
     per_token = litellm_module().cost_per_token
     expected = sum(per_token(model="openai/gpt-4o-mini", prompt_tokens=1000, completion_tokens=500))
     assert costs.call_cost("openai/gpt-4o-mini", 1000, 500) == pytest.approx(expected)
-    per_million = (per_token(model="openai/gpt-4o-mini", prompt_tokens=1_000_000, completion_tokens=0)[0],
-                   per_token(model="openai/gpt-4o-mini", prompt_tokens=0, completion_tokens=1_000_000)[1])
+    per_million = (
+        per_token(model="openai/gpt-4o-mini", prompt_tokens=1_000_000, completion_tokens=0)[0],
+        per_token(model="openai/gpt-4o-mini", prompt_tokens=0, completion_tokens=1_000_000)[1],
+    )
     assert costs.unit_price("openai/gpt-4o-mini") == pytest.approx(per_million)
     assert costs.unit_price("local/smollm2") == (0.0, 0.0) and costs.unit_price("nobody/knows") is None
 
@@ -42,14 +44,17 @@ def test_a_custom_price_overrides_litellm_and_can_be_removed():
     assert costs.call_cost("vllm/my-finetune", None, None) is None
     costs.set_price("vllm/my-finetune", 0.3, 0.6)  # updating keeps one row
     assert [(p["model"], p["input_per_million"], p["output_per_million"]) for p in costs.list_prices()] == [
-        ("openai/gpt-4o-mini", 1.0, 2.0), ("vllm/my-finetune", 0.3, 0.6)]
+        ("openai/gpt-4o-mini", 1.0, 2.0),
+        ("vllm/my-finetune", 0.3, 0.6),
+    ]
     assert costs.delete_price("openai/gpt-4o-mini") and not costs.delete_price("openai/gpt-4o-mini")
     assert costs.call_cost("openai/gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(litellm_cost)
     assert not costs.has_custom_price("openai/gpt-4o-mini")
 
 
-@pytest.mark.parametrize("args, message", [(("", 1, 1), "model id"), (("m", -1, 1), "negative"),
-                                           (("m", "lots", 1), "numbers")])
+@pytest.mark.parametrize(
+    "args, message", [(("", 1, 1), "model id"), (("m", -1, 1), "negative"), (("m", "lots", 1), "numbers")]
+)
 def test_bad_prices_are_refused(args, message):
     with pytest.raises(WorkbenchError, match=message):
         costs.set_price(*args)
@@ -80,25 +85,41 @@ def test_calls_through_litellm_use_the_custom_price(fake_model):
 
 
 def _ledger(*rows: dict) -> None:
-    base = {"created_at": datetime(2025, 3, 10, 12, tzinfo=timezone.utc), "source": "run", "request_hash": "h",
-            "messages": [], "params": {}, "latency_ms": 100.0, "cached": False, "error_type": None,
-            "input_tokens": 1000, "output_tokens": 500, "cost_usd": 0.5}
+    base = {
+        "created_at": datetime(2025, 3, 10, 12, tzinfo=UTC),
+        "source": "run",
+        "request_hash": "h",
+        "messages": [],
+        "params": {},
+        "latency_ms": 100.0,
+        "cached": False,
+        "error_type": None,
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        "cost_usd": 0.5,
+    }
     with db.engine().begin() as conn:
         conn.execute(insert(LlmCall), [{**base, **row} for row in rows])
 
 
 def test_recompute_reprices_past_calls_and_the_dashboard_rollups():
-    _ledger({"model": "vllm/my-finetune", "cost_usd": None}, {"model": "vllm/my-finetune", "cost_usd": None},
-            {"model": "vllm/my-finetune", "cached": True, "cost_usd": 0.0},
-            {"model": "vllm/my-finetune", "error_type": "timeout", "cost_usd": None, "output_tokens": None},
-            {"model": "openai/gpt-4o-mini", "cost_usd": 0.5})
+    _ledger(
+        {"model": "vllm/my-finetune", "cost_usd": None},
+        {"model": "vllm/my-finetune", "cost_usd": None},
+        {"model": "vllm/my-finetune", "cached": True, "cost_usd": 0.0},
+        {"model": "vllm/my-finetune", "error_type": "timeout", "cost_usd": None, "output_tokens": None},
+        {"model": "openai/gpt-4o-mini", "cost_usd": 0.5},
+    )
     period = dashboard.Filters(date(2025, 3, 10), date(2025, 3, 10))
     assert dashboard.view(period).figures["spend"]["value"] == pytest.approx(0.5)  # rollups built before re-pricing
     costs.set_price("vllm/my-finetune", 2.0, 4.0)
     assert costs.recompute_costs() == 2  # the two successful, uncached calls; one UPDATE per priced model
     with db.engine().connect() as conn:
-        rows = conn.execute(select(LlmCall.cached, LlmCall.error_type, LlmCall.cost_usd)
-                            .where(LlmCall.model == "vllm/my-finetune").order_by(LlmCall.id)).all()
+        rows = conn.execute(
+            select(LlmCall.cached, LlmCall.error_type, LlmCall.cost_usd)
+            .where(LlmCall.model == "vllm/my-finetune")
+            .order_by(LlmCall.id)
+        ).all()
     each = (1000 * 2.0 + 500 * 4.0) / 1_000_000
     assert [r.cost_usd for r in rows] == [pytest.approx(each), pytest.approx(each), 0.0, None]
     view = dashboard.view(period)

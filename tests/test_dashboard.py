@@ -6,11 +6,11 @@ import io
 import math
 import os
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, inspect, insert, literal, select, update
+from sqlalchemy import delete, insert, inspect, literal, select, update
 
 from storage import dashboard_queries as q
 from storage import db
@@ -23,13 +23,26 @@ THIS_PERIOD = Filters(date(2025, 3, 6), TODAY)  # 5 days; the previous period is
 
 
 def at(day: date, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
 def add_calls(*rows: dict) -> None:
-    defaults = {"created_at": at(TODAY), "source": "playground", "model": "m/a", "request_hash": "h", "messages": [],
-                "params": {}, "latency_ms": 100.0, "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.01,
-                "cached": False, "error_type": None, "prompt_version_id": None, "run_id": None}  # one key set: executemany
+    defaults = {
+        "created_at": at(TODAY),
+        "source": "playground",
+        "model": "m/a",
+        "request_hash": "h",
+        "messages": [],
+        "params": {},
+        "latency_ms": 100.0,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost_usd": 0.01,
+        "cached": False,
+        "error_type": None,
+        "prompt_version_id": None,
+        "run_id": None,
+    }  # one key set: executemany
     with db.engine().begin() as conn:
         conn.execute(insert(LlmCall), [{**defaults, **row} for row in rows])
 
@@ -41,11 +54,14 @@ def nearest_rank(values: list[float], q_: float) -> float:
 
 def test_headline_figures_and_change_against_the_previous_period():
     add_calls(
-        {"cost_usd": 0.01}, {"cost_usd": 0.02, "created_at": at(date(2025, 3, 7))}, {"cost_usd": 0.03},
+        {"cost_usd": 0.01},
+        {"cost_usd": 0.02, "created_at": at(date(2025, 3, 7))},
+        {"cost_usd": 0.03},
         {"cost_usd": 0.0, "cached": True, "latency_ms": 0.0},
         {"model": "m/b", "cost_usd": None, "error_type": "rate_limit", "output_tokens": None, "latency_ms": 50.0},
         {"model": "m/c", "cost_usd": None},  # nobody priced m/c
-        {"created_at": at(date(2025, 3, 1)), "latency_ms": 100.0}, {"created_at": at(date(2025, 3, 5)), "latency_ms": 200.0},
+        {"created_at": at(date(2025, 3, 1)), "latency_ms": 100.0},
+        {"created_at": at(date(2025, 3, 5)), "latency_ms": 200.0},
         {"created_at": at(date(2025, 2, 20)), "cost_usd": 5.0},  # outside both periods
     )
     view = dashboard.view(THIS_PERIOD)
@@ -71,8 +87,10 @@ def test_change_is_relative_for_amounts_and_in_points_for_rates():
 
 
 def test_exact_percentiles_of_a_known_list():
-    add_calls(*[{"latency_ms": float(v), "created_at": at(date(2025, 3, 6 + v % 5))} for v in range(1, 101)],
-              {"latency_ms": 0.0, "cached": True})
+    add_calls(
+        *[{"latency_ms": float(v), "created_at": at(date(2025, 3, 6 + v % 5))} for v in range(1, 101)],
+        {"latency_ms": 0.0, "cached": True},
+    )
     figures = dashboard.view(THIS_PERIOD).figures
     assert (figures["p50"]["value"], figures["p95"]["value"], figures["p99"]["value"]) == (50.0, 95.0, 99.0)
 
@@ -82,20 +100,32 @@ def test_exact_percentiles_match_nearest_rank_under_every_kind_of_filter():
     version = prompts.save_version("ask", template="Q: {{ q }}").version.id
     rows = []
     for i in range(3000):
-        rows.append({"latency_ms": round(rng.lognormvariate(6.5, 0.9), 3), "model": rng.choice(["m/a", "m/b"]),
-                     "source": rng.choice(["playground", "rag", "run"]),
-                     "created_at": at(date(2025, 3, 1) + timedelta(days=rng.randint(0, 9)), rng.randint(0, 23)),
-                     "prompt_version_id": version if i % 3 == 0 else None})
+        rows.append(
+            {
+                "latency_ms": round(rng.lognormvariate(6.5, 0.9), 3),
+                "model": rng.choice(["m/a", "m/b"]),
+                "source": rng.choice(["playground", "rag", "run"]),
+                "created_at": at(date(2025, 3, 1) + timedelta(days=rng.randint(0, 9)), rng.randint(0, 23)),
+                "prompt_version_id": version if i % 3 == 0 else None,
+            }
+        )
     rows[0]["latency_ms"] = 1e7  # beyond the last bucket edge
     add_calls(*rows)
-    cases = [THIS_PERIOD, Filters(THIS_PERIOD.start, TODAY, models=("m/b",)),
-             Filters(THIS_PERIOD.start, TODAY, sources=("rag", "run")), Filters(date(2025, 3, 1), TODAY, prompt="ask")]
+    cases = [
+        THIS_PERIOD,
+        Filters(THIS_PERIOD.start, TODAY, models=("m/b",)),
+        Filters(THIS_PERIOD.start, TODAY, sources=("rag", "run")),
+        Filters(date(2025, 3, 1), TODAY, prompt="ask"),
+    ]
     for filters in cases:
-        chosen = [r["latency_ms"] for r in rows
-                  if filters.start <= r["created_at"].date() <= filters.end
-                  and (not filters.models or r["model"] in filters.models)
-                  and (not filters.sources or r["source"] in filters.sources)
-                  and (not filters.prompt or r["prompt_version_id"] == version)]
+        chosen = [
+            r["latency_ms"]
+            for r in rows
+            if filters.start <= r["created_at"].date() <= filters.end
+            and (not filters.models or r["model"] in filters.models)
+            and (not filters.sources or r["source"] in filters.sources)
+            and (not filters.prompt or r["prompt_version_id"] == version)
+        ]
         figures = dashboard.view(filters).figures
         for key, q_ in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
             assert figures[key]["value"] == nearest_rank(chosen, q_), (filters, key)
@@ -103,9 +133,16 @@ def test_exact_percentiles_match_nearest_rank_under_every_kind_of_filter():
 
 def test_quantiles_by_model_and_day_are_within_one_bucket_of_exact():
     rng = random.Random(5)
-    rows = [{"latency_ms": rng.lognormvariate(math.log(m * 300), 0.5), "model": f"m/{m}",
-             "source": rng.choice(["run", "rag"]), "created_at": at(date(2025, 3, 6 + rng.randint(0, 4)))}
-            for m in (1, 2, 3) for _ in range(800)]
+    rows = [
+        {
+            "latency_ms": rng.lognormvariate(math.log(m * 300), 0.5),
+            "model": f"m/{m}",
+            "source": rng.choice(["run", "rag"]),
+            "created_at": at(date(2025, 3, 6 + rng.randint(0, 4))),
+        }
+        for m in (1, 2, 3)
+        for _ in range(800)
+    ]
     add_calls(*rows)
     view = dashboard.view(THIS_PERIOD)
     for box in view.latency_models.itertuples():
@@ -115,7 +152,9 @@ def test_quantiles_by_model_and_day_are_within_one_bucket_of_exact():
             assert getattr(box, name) == pytest.approx(nearest_rank(mine, q_), rel=0.125)
     assert len(view.latency_days) == 15  # 5 days x 3 models
     for day in view.latency_days.itertuples():
-        mine = [r["latency_ms"] for r in rows if r["model"] == day.model and r["created_at"].date().isoformat() == day.day]
+        mine = [
+            r["latency_ms"] for r in rows if r["model"] == day.model and r["created_at"].date().isoformat() == day.day
+        ]
         assert day.calls == len(mine) and day.p95_ms == pytest.approx(nearest_rank(mine, 0.95), rel=0.125)
     # With a source filter the same figure comes from the per-source histogram through window functions.
     by_source = dashboard.view(Filters(THIS_PERIOD.start, TODAY, sources=("run", "rag"))).latency_days
@@ -125,12 +164,14 @@ def test_quantiles_by_model_and_day_are_within_one_bucket_of_exact():
 def test_panels_spend_tokens_errors_and_versions():
     v1 = prompts.save_version("ask", template="A {{ q }}").version.id
     v2 = prompts.save_version("ask", template="B {{ q }}").version.id
-    add_calls({"prompt_version_id": v1, "cost_usd": 0.5, "created_at": at(date(2025, 3, 6))},
-              {"prompt_version_id": v2, "cost_usd": 0.25, "model": "m/b", "input_tokens": 100, "output_tokens": 40},
-              {"prompt_version_id": v2, "cost_usd": 0.25},
-              {"cost_usd": None, "error_type": "timeout", "model": "m/b"},
-              {"cost_usd": None, "error_type": "timeout", "model": "m/b"},
-              {"cost_usd": None, "error_type": "auth"})
+    add_calls(
+        {"prompt_version_id": v1, "cost_usd": 0.5, "created_at": at(date(2025, 3, 6))},
+        {"prompt_version_id": v2, "cost_usd": 0.25, "model": "m/b", "input_tokens": 100, "output_tokens": 40},
+        {"prompt_version_id": v2, "cost_usd": 0.25},
+        {"cost_usd": None, "error_type": "timeout", "model": "m/b"},
+        {"cost_usd": None, "error_type": "timeout", "model": "m/b"},
+        {"cost_usd": None, "error_type": "auth"},
+    )
     view = dashboard.view(THIS_PERIOD)
     spend = {(r.period, r.model): r.cost_usd for r in view.spend.itertuples()}
     assert spend == {("2025-03-06", "m/a"): 0.5, ("2025-03-10", "m/a"): 0.25, ("2025-03-10", "m/b"): 0.25}
@@ -139,8 +180,13 @@ def test_panels_spend_tokens_errors_and_versions():
     errors = {(r.error_type, r.model): r.calls for r in view.errors.itertuples()}
     assert errors == {("auth", "m/a"): 1, ("timeout", "m/b"): 2}
     versions = {(r.prompt_version, r.model): r.cost_usd for r in view.versions.itertuples()}
-    assert versions == {("(no version)", "m/a"): 0.0, ("(no version)", "m/b"): 0.0, ("ask v1", "m/a"): 0.5,
-                        ("ask v2", "m/a"): 0.25, ("ask v2", "m/b"): 0.25}
+    assert versions == {
+        ("(no version)", "m/a"): 0.0,
+        ("(no version)", "m/b"): 0.0,
+        ("ask v1", "m/a"): 0.5,
+        ("ask v2", "m/a"): 0.25,
+        ("ask v2", "m/b"): 0.25,
+    }
     version_only = dashboard.view(Filters(THIS_PERIOD.start, TODAY, prompt="ask", version=2))
     assert version_only.figures["calls"]["value"] == 2 and version_only.figures["spend"]["value"] == pytest.approx(0.5)
     monthly = dashboard.view(Filters(date(2024, 1, 1), TODAY)).spend  # over 92 days: by month
@@ -148,8 +194,12 @@ def test_panels_spend_tokens_errors_and_versions():
 
 
 def test_model_source_and_run_filters():
-    add_calls({"model": "m/a", "source": "playground"}, {"model": "m/b", "source": "rag"},
-              {"model": "m/b", "source": "run"}, {"model": "m/c", "source": "judge"})
+    add_calls(
+        {"model": "m/a", "source": "playground"},
+        {"model": "m/b", "source": "rag"},
+        {"model": "m/b", "source": "run"},
+        {"model": "m/c", "source": "judge"},
+    )
     count = lambda **kw: dashboard.view(Filters(THIS_PERIOD.start, TODAY, **kw)).figures["calls"]["value"]  # noqa: E731
     assert count() == 4 and count(models=("m/b",)) == 2 and count(models=("m/a", "m/c")) == 2
     assert count(sources=("rag", "run")) == 2 and count(models=("m/b",), sources=("judge",)) == 0
@@ -165,8 +215,16 @@ def _run_with_items(version_id: int, row_ids: list[int], created: datetime, stat
         s.add(run)
         s.flush()
         for row_id, status in zip(row_ids, statuses):
-            s.add(RunItem(run_id=run.id, prompt_version_id=version_id, model=model, dataset_row_id=row_id,
-                          status=status, error_type="guardrail" if status == "blocked" else None))
+            s.add(
+                RunItem(
+                    run_id=run.id,
+                    prompt_version_id=version_id,
+                    model=model,
+                    dataset_row_id=row_id,
+                    status=status,
+                    error_type="guardrail" if status == "blocked" else None,
+                )
+            )
         return run.id
 
 
@@ -177,9 +235,15 @@ def _items(run_id: int) -> list[int]:
 
 def _score(item_id: int, name: str, passed: bool | None, value: float | None = None) -> None:
     with db.engine().begin() as conn:
-        conn.execute(insert(Score).values(run_item_id=item_id, scorer_name=name, passed=passed,
-                                          value=float(passed) if value is None and passed is not None else value,
-                                          created_at=at(TODAY)))
+        conn.execute(
+            insert(Score).values(
+                run_item_id=item_id,
+                scorer_name=name,
+                passed=passed,
+                value=float(passed) if value is None and passed is not None else value,
+                created_at=at(TODAY),
+            )
+        )
 
 
 @pytest.fixture
@@ -189,8 +253,11 @@ def two_runs():
     v2 = prompts.save_version("ask", template="B {{ q }}").version.id
     version, _ = datasets.save_version("quiz", datasets.parse_pasted("q\na\nb\nc\nd\n"))
     with db.engine().connect() as conn:
-        row_ids = list(conn.execute(select(DatasetRow.id).where(DatasetRow.dataset_version_id == version.id)
-                                    .order_by(DatasetRow.position)).scalars())
+        row_ids = list(
+            conn.execute(
+                select(DatasetRow.id).where(DatasetRow.dataset_version_id == version.id).order_by(DatasetRow.position)
+            ).scalars()
+        )
     first = _run_with_items(v1, row_ids, at(date(2025, 3, 7)), ["done", "done", "blocked", "done"])
     i1, i2, i3, i4 = _items(first)
     _score(i1, "contains", True), _score(i1, "guard_output", True)
@@ -200,8 +267,10 @@ def two_runs():
     second = _run_with_items(v2, row_ids[:2], at(date(2025, 3, 9)), ["done", "done"])
     for item in _items(second):
         _score(item, "contains", True)
-    add_calls(*[{"source": "run", "run_id": first, "prompt_version_id": v1, "cost_usd": 0.01} for _ in range(3)],
-              {"source": "judge", "run_id": first, "prompt_version_id": v1, "cost_usd": 0.02})
+    add_calls(
+        *[{"source": "run", "run_id": first, "prompt_version_id": v1, "cost_usd": 0.01} for _ in range(3)],
+        {"source": "judge", "run_id": first, "prompt_version_id": v1, "cost_usd": 0.02},
+    )
     return first, second
 
 
@@ -246,8 +315,10 @@ def test_rollups_follow_new_calls_rescoring_and_runs_that_change(two_runs):
 
 
 def test_calls_table_pages_newest_first_and_narrows_to_a_day_model_or_error():
-    add_calls(*[{"created_at": at(TODAY, hour=h), "model": "m/b" if h % 2 else "m/a"} for h in range(7)],
-              {"created_at": at(date(2025, 3, 8)), "error_type": "timeout", "cost_usd": None})
+    add_calls(
+        *[{"created_at": at(TODAY, hour=h), "model": "m/b" if h % 2 else "m/a"} for h in range(7)],
+        {"created_at": at(date(2025, 3, 8)), "error_type": "timeout", "cost_usd": None},
+    )
     first, total = dashboard.calls_table(THIS_PERIOD, page=1, page_size=3)
     assert total == 8 and len(first) == 3
     assert list(first["created_at"].dt.hour) == [6, 5, 4]
@@ -263,9 +334,13 @@ def test_calls_table_pages_newest_first_and_narrows_to_a_day_model_or_error():
 
 def test_budget_status_and_month_projection():
     assert dashboard.budget_status() is None
-    add_calls({"created_at": at(date(2025, 3, 1)), "cost_usd": 0.4}, {"created_at": at(date(2025, 3, 5)), "cost_usd": 0.3},
-              {"created_at": at(TODAY, 8), "cost_usd": 0.5}, {"created_at": at(date(2025, 2, 28)), "cost_usd": 9.0})
-    now = datetime(2025, 3, 10, 12, 0, tzinfo=timezone.utc)
+    add_calls(
+        {"created_at": at(date(2025, 3, 1)), "cost_usd": 0.4},
+        {"created_at": at(date(2025, 3, 5)), "cost_usd": 0.3},
+        {"created_at": at(TODAY, 8), "cost_usd": 0.5},
+        {"created_at": at(date(2025, 2, 28)), "cost_usd": 9.0},
+    )
+    now = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
     dashboard.set_budget(1.0, "month")
     status = dashboard.budget_status(now)
     assert status["month_to_date"] == pytest.approx(1.2) and status["spent"] == pytest.approx(1.2)
@@ -275,7 +350,11 @@ def test_budget_status_and_month_projection():
     assert status["projected_month"] == pytest.approx(1.2 + pace * (31 - 9 - 0.5))
     dashboard.set_budget(0.6, "day")
     daily = dashboard.budget_status(now)
-    assert daily["spent"] == pytest.approx(0.5) and not daily["exceeded"] and daily["month_limit"] == pytest.approx(0.6 * 31)
+    assert (
+        daily["spent"] == pytest.approx(0.5)
+        and not daily["exceeded"]
+        and daily["month_limit"] == pytest.approx(0.6 * 31)
+    )
     dashboard.set_budget(None)
     assert dashboard.budget_status(now) is None
     with pytest.raises(Exception, match="period"):
@@ -299,12 +378,20 @@ def test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself():
     start = date(2025, 1, 1)
 
     def random_calls(n: int) -> list[dict]:
-        return [{"created_at": at(start + timedelta(days=rng.randint(0, 69)), rng.randint(0, 23)),
-                 "model": rng.choice(["m/a", "m/b", "m/c"]), "source": rng.choice(["playground", "run", "rag"]),
-                 "prompt_version_id": rng.choice([v1, v2, None]), "cost_usd": rng.choice([0.01, 0.02, None]),
-                 "error_type": rng.choice([None] * 8 + ["timeout", "rate_limit"]), "cached": rng.random() < 0.1,
-                 "latency_ms": round(rng.lognormvariate(6, 0.8), 2), "input_tokens": rng.randint(1, 50)}
-                for _ in range(n)]
+        return [
+            {
+                "created_at": at(start + timedelta(days=rng.randint(0, 69)), rng.randint(0, 23)),
+                "model": rng.choice(["m/a", "m/b", "m/c"]),
+                "source": rng.choice(["playground", "run", "rag"]),
+                "prompt_version_id": rng.choice([v1, v2, None]),
+                "cost_usd": rng.choice([0.01, 0.02, None]),
+                "error_type": rng.choice([None] * 8 + ["timeout", "rate_limit"]),
+                "cached": rng.random() < 0.1,
+                "latency_ms": round(rng.lognormvariate(6, 0.8), 2),
+                "input_tokens": rng.randint(1, 50),
+            }
+            for _ in range(n)
+        ]
 
     rows = random_calls(1500)
     add_calls(*rows[:900])
@@ -312,14 +399,23 @@ def test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself():
     add_calls(*rows[900:])  # the second batch lands in weeks that already have week rows
     for case in range(12):
         first = start + timedelta(days=rng.randint(0, 40))
-        filters = Filters(first, first + timedelta(days=rng.randint(0, 29)),
-                          models=rng.choice([(), ("m/b",)]), sources=rng.choice([(), (), ("run", "rag")]),
-                          prompt=rng.choice([None, "ask"]), version=rng.choice([None, 2]))
+        filters = Filters(
+            first,
+            first + timedelta(days=rng.randint(0, 29)),
+            models=rng.choice([(), ("m/b",)]),
+            sources=rng.choice([(), (), ("run", "rag")]),
+            prompt=rng.choice([None, "ask"]),
+            version=rng.choice([None, 2]),
+        )
         version_ids = None if not filters.prompt else {v2} if filters.version == 2 else {v1, v2}
-        mine = [r for r in rows if filters.start <= r["created_at"].date() <= filters.end
-                and (not filters.models or r["model"] in filters.models)
-                and (not filters.sources or r["source"] in filters.sources)
-                and (version_ids is None or r["prompt_version_id"] in version_ids)]
+        mine = [
+            r
+            for r in rows
+            if filters.start <= r["created_at"].date() <= filters.end
+            and (not filters.models or r["model"] in filters.models)
+            and (not filters.sources or r["source"] in filters.sources)
+            and (version_ids is None or r["prompt_version_id"] in version_ids)
+        ]
         view = dashboard.view(filters)
         assert view.figures["calls"]["value"] == len(mine), (case, filters)
         assert view.figures["spend"]["value"] == pytest.approx(sum(r["cost_usd"] or 0 for r in mine)), filters
@@ -329,8 +425,9 @@ def test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself():
         timed = [r["latency_ms"] for r in mine if not r["cached"]]
         assert view.figures["p95"]["value"] == (nearest_rank(timed, 0.95) if timed else None), filters
         by_model = {m: sum(1 for r in mine if r["model"] == m and not r["cached"]) for m in {r["model"] for r in mine}}
-        assert dict(zip(view.latency_models["model"], view.latency_models["calls"])) == \
-            {m: n for m, n in by_model.items() if n}, filters
+        assert dict(zip(view.latency_models["model"], view.latency_models["calls"])) == {
+            m: n for m, n in by_model.items() if n
+        }, filters
         assert sum(view.spend["calls"]) == len(mine) and sum(view.versions["calls"]) == len(mine)
         assert sum(view.errors["calls"]) == view.totals["errors"]
         assert sum(view.latency_days["calls"]) == len(timed)
@@ -347,8 +444,10 @@ def test_migration_matches_the_rollup_tables_and_bucket_edges_are_exact():
         assert len(buckets) == q.LAST_BUCKET + 1
         for bucket, lo, hi in buckets:
             below_hi = math.nextafter(min(hi, 1e12), 0)
-            assert conn.execute(select(q.bucket_of(literal(lo)), q.bucket_of(literal(below_hi)))).one() == \
-                (bucket, bucket), (bucket, lo, hi)
+            assert conn.execute(select(q.bucket_of(literal(lo)), q.bucket_of(literal(below_hi)))).one() == (
+                bucket,
+                bucket,
+            ), (bucket, lo, hi)
             assert q.bucket_edges(bucket) == (lo, hi)
         for bucket in range(1 + q.FINE_STEPS * q.OCTAVES):  # the fine histogram's edges, worked out in Python
             lo, hi = q.bucket_edges(bucket, q.FINE_STEPS)
@@ -370,9 +469,22 @@ def test_queries_use_the_dialect_helpers_on_postgresql():
 
 def _empty_postgres() -> None:
     with db.engine().begin() as conn:
-        for table in ("score", "run_item", "llm_call", "run", "dataset_row", "dataset_version", "dataset",
-                      "label_event", "prompt_label", "prompt_version", "prompt", "app_setting", "model_price",
-                      *[t.name for t in q.meta.sorted_tables if t.name.startswith("rollup_") and t.name != "rollup_state"]):
+        for table in (
+            "score",
+            "run_item",
+            "llm_call",
+            "run",
+            "dataset_row",
+            "dataset_version",
+            "dataset",
+            "label_event",
+            "prompt_label",
+            "prompt_version",
+            "prompt",
+            "app_setting",
+            "model_price",
+            *[t.name for t in q.meta.sorted_tables if t.name.startswith("rollup_") and t.name != "rollup_state"],
+        ):
             conn.exec_driver_sql(f"DELETE FROM {table}")
         conn.exec_driver_sql("UPDATE rollup_state SET last_id = 0")
 
@@ -382,15 +494,20 @@ def test_the_same_panels_on_postgresql(monkeypatch, request):
     """The panel tests again against a real PostgreSQL database (emptied first: use a scratch one)."""
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", os.environ["WORKBENCH_TEST_POSTGRES_URL"])
     db.dispose_all()
-    for check in (test_headline_figures_and_change_against_the_previous_period,
-                  test_exact_percentiles_match_nearest_rank_under_every_kind_of_filter,
-                  test_quantiles_by_model_and_day_are_within_one_bucket_of_exact,
-                  test_panels_spend_tokens_errors_and_versions, test_calls_table_pages_newest_first_and_narrows_to_a_day_model_or_error,
-                  test_budget_status_and_month_projection,
-                  test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself):
+    for check in (
+        test_headline_figures_and_change_against_the_previous_period,
+        test_exact_percentiles_match_nearest_rank_under_every_kind_of_filter,
+        test_quantiles_by_model_and_day_are_within_one_bucket_of_exact,
+        test_panels_spend_tokens_errors_and_versions,
+        test_calls_table_pages_newest_first_and_narrows_to_a_day_model_or_error,
+        test_budget_status_and_month_projection,
+        test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself,
+    ):
         _empty_postgres()
         check()
-    for check in (test_guardrail_rate_quality_in_run_order_and_cost_per_1000_rows,
-                  test_rollups_follow_new_calls_rescoring_and_runs_that_change):
+    for check in (
+        test_guardrail_rate_quality_in_run_order_and_cost_per_1000_rows,
+        test_rollups_follow_new_calls_rescoring_and_runs_that_change,
+    ):
         _empty_postgres()
         check(two_runs.__wrapped__())

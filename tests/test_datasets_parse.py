@@ -23,13 +23,16 @@ from workbench.datasets import (
 ROWS = [{"q": "1", "a": "one"}, {"q": "2", "a": "two"}]
 
 
-@pytest.mark.parametrize("data, delimiter", [
-    (b"q,a\n1,one\n2,two\n", ","),
-    (b"q;a\n1;one\n2;two\n", ";"),
-    (b"q\ta\n1\tone\n2\ttwo\n", "\t"),
-    (b"q|a\n1|one\n2|two\n", "|"),
-    (b"q,a\r\n1,one\r\n2,two\r\n", ","),
-])
+@pytest.mark.parametrize(
+    "data, delimiter",
+    [
+        (b"q,a\n1,one\n2,two\n", ","),
+        (b"q;a\n1;one\n2;two\n", ";"),
+        (b"q\ta\n1\tone\n2\ttwo\n", "\t"),
+        (b"q|a\n1|one\n2|two\n", "|"),
+        (b"q,a\r\n1,one\r\n2,two\r\n", ","),
+    ],
+)
 def test_csv_delimiters(data, delimiter):
     parsed = parse_dataset(data, "data.csv")
     assert parsed.format == "csv"
@@ -78,9 +81,11 @@ def test_one_column_text_file_keeps_commas():
 
 
 def test_jsonl_nested_values_and_union_of_keys():
-    data = (b'{"id": "a", "input": {"text": "hi", "tags": ["x", "y"]}}\n'
-            b'\n'
-            b'{"id": "b", "expected": 3, "input": {"text": "yo"}}\n')
+    data = (
+        b'{"id": "a", "input": {"text": "hi", "tags": ["x", "y"]}}\n'
+        b"\n"
+        b'{"id": "b", "expected": 3, "input": {"text": "yo"}}\n'
+    )
     parsed = parse_dataset(data, "d.jsonl")
     assert parsed.format == "jsonl"
     assert parsed.columns == ["id", "input", "expected"]
@@ -103,11 +108,14 @@ def test_json_lines_saved_as_json_are_accepted():
     assert [r["a"] for r in parsed.rows] == [1, 2]
 
 
-@pytest.mark.parametrize("data, fmt", [
-    (b'[{"a": 1}]', "json"),
-    (b'{"a": 1}\n{"a": 2}', "jsonl"),
-    (b"a;b\n1;2\n", "csv"),
-])
+@pytest.mark.parametrize(
+    "data, fmt",
+    [
+        (b'[{"a": 1}]', "json"),
+        (b'{"a": 1}\n{"a": 2}', "jsonl"),
+        (b"a;b\n1;2\n", "csv"),
+    ],
+)
 def test_unknown_extension_is_sniffed(data, fmt):
     assert parse_dataset(data, "upload.dat").format == fmt
     assert parse_pasted(data.decode()).format == fmt
@@ -119,6 +127,7 @@ def test_pasted_csv():
 
 
 # --- failures: each message says where and what to do ---
+
 
 def test_truncated_jsonl_line():
     with pytest.raises(DatasetError, match=r"Line 3, column \d+: invalid JSON .*truncated"):
@@ -231,19 +240,23 @@ def test_dataset_error_is_a_value_error():
 
 # --- types, keys, prompt checks, export ---
 
-@pytest.mark.parametrize("values, expected", [
-    (["1", "-2", "+3", ""], "integer"),
-    (["1", "2.5", "1e3"], "number"),
-    (["true", "False"], "boolean"),
-    (["007", "12"], "text"),
-    (["0.5", "-1.", ".25", "0"], "number"),
-    (['{"a": 1}', "[1, 2]"], "json"),
-    ([{"a": 1}, [1]], "json"),
-    (["", None, "  "], "empty"),
-    (["1", "one"], "text"),
-    ([1, 2], "integer"),
-    ([True, None], "boolean"),
-])
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["1", "-2", "+3", ""], "integer"),
+        (["1", "2.5", "1e3"], "number"),
+        (["true", "False"], "boolean"),
+        (["007", "12"], "text"),
+        (["0.5", "-1.", ".25", "0"], "number"),
+        (['{"a": 1}', "[1, 2]"], "json"),
+        ([{"a": 1}, [1]], "json"),
+        (["", None, "  "], "empty"),
+        (["1", "one"], "text"),
+        ([1, 2], "integer"),
+        ([True, None], "boolean"),
+    ],
+)
 def test_infer_type(values, expected):
     assert infer_type(values) == expected
 
@@ -306,7 +319,7 @@ def test_prompt_variable_checks():
 
 def test_export_round_trip():
     rows = [
-        {"id": "1", "text": "Hello, \"world\"\nsecond line", "meta": {"k": [1, 2]}, "score": 0.5, "ok": True},
+        {"id": "1", "text": 'Hello, "world"\nsecond line', "meta": {"k": [1, 2]}, "score": 0.5, "ok": True},
         {"id": "2", "text": "naïve café", "meta": None, "score": None, "ok": False},
     ]
     columns = ["id", "text", "meta", "score", "ok"]
@@ -319,8 +332,13 @@ def test_export_round_trip():
     assert csv_back.rows[0]["text"] == rows[0]["text"]
     assert json.loads(csv_back.rows[0]["meta"]) == {"k": [1, 2]}
     assert csv_back.rows[1] == {"id": "2", "text": "naïve café", "meta": "", "score": "", "ok": "false"}
-    assert csv_back.column_types == {"id": "integer", "text": "text", "meta": "json", "score": "number",
-                                     "ok": "boolean"}
+    assert csv_back.column_types == {
+        "id": "integer",
+        "text": "text",
+        "meta": "json",
+        "score": "number",
+        "ok": "boolean",
+    }
 
     csv_rows = parse_dataset(b"q,a\n1,one\n2,two\n", "x.csv")
     again = parse_dataset(to_csv_bytes(csv_rows.columns, csv_rows.rows), "x.csv")

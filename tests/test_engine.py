@@ -86,9 +86,10 @@ def test_retries_429_and_500_until_every_row_is_final(tmp_path):
 
 
 def test_non_retryable_error_is_recorded_per_row_and_run_goes_on(server, tmp_path):
-    run_id = start(config_for(server, write_dataset(tmp_path, 5)) | {
-        "models": [{"id": "openai/fake", "api_base": server.url, "api_key": "x"},
-                   {"id": "nosuchprovider/model"}]})
+    run_id = start(
+        config_for(server, write_dataset(tmp_path, 5))
+        | {"models": [{"id": "openai/fake", "api_base": server.url, "api_key": "x"}, {"id": "nosuchprovider/model"}]}
+    )
     assert engine.run_sync(run_id) == "done"
     errors = runs.results(run_id, limit=None, status="error")
     assert len(errors) == 5 and all("nosuchprovider" in e["model"] for e in errors)
@@ -166,8 +167,13 @@ def test_sigkill_then_resume_repeats_no_finished_row(tmp_path):
         path = tmp_path / "eval.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "WORKBENCH_HOME": os.environ["WORKBENCH_HOME"]}
-        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "eval", str(path), "--quiet"],
-                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "eval", str(path), "--quiet"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 60
         while time.time() < deadline and srv.stats()["total_requests"] < 40:
             time.sleep(0.05)

@@ -35,7 +35,8 @@ def user(text):
 
 def test_echo_with_openai_client(server):
     response = client(server).chat.completions.create(
-        model="gpt-fake", messages=[{"role": "system", "content": "be brief"}, *user("hello there world")])
+        model="gpt-fake", messages=[{"role": "system", "content": "be brief"}, *user("hello there world")]
+    )
     assert response.choices[0].message.content == "ECHO: hello there world"
     assert response.model == "gpt-fake"
     assert response.usage.prompt_tokens == 5  # "be brief" + "hello there world"
@@ -48,8 +49,9 @@ def test_echo_with_openai_client(server):
 def test_litellm_completion(server):
     import litellm
 
-    response = litellm.completion(model="openai/fake", api_base=server.url, api_key="x",
-                                  messages=user("what is two plus two"))
+    response = litellm.completion(
+        model="openai/fake", api_base=server.url, api_key="x", messages=user("what is two plus two")
+    )
     assert response.choices[0].message.content == "ECHO: what is two plus two"
     assert response.usage.prompt_tokens == 5
     assert response.usage.completion_tokens == 6
@@ -60,7 +62,8 @@ def test_litellm_completion(server):
 
 def test_streaming(server):
     stream = client(server).chat.completions.create(
-        model="m", messages=user("stream these words"), stream=True, stream_options={"include_usage": True})
+        model="m", messages=user("stream these words"), stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "ECHO: stream these words"
@@ -70,15 +73,17 @@ def test_streaming(server):
 def test_queue_then_echo_fallback(server):
     server.control(mode="queue", queue=["first", "second"])
     c = client(server)
-    replies = [c.chat.completions.create(model="m", messages=user(f"q{i}")).choices[0].message.content
-               for i in range(3)]
+    replies = [
+        c.chat.completions.create(model="m", messages=user(f"q{i}")).choices[0].message.content for i in range(3)
+    ]
     assert replies == ["first", "second", "ECHO: q2"]
     assert server.stats()["behaviour"]["queue"] == []
 
 
 def test_rules(server):
-    server.control(mode="rules", rules=[{"contains": "capital", "reply": "Paris"},
-                                        {"contains": "colour", "reply": "blue"}])
+    server.control(
+        mode="rules", rules=[{"contains": "capital", "reply": "Paris"}, {"contains": "colour", "reply": "blue"}]
+    )
     c = client(server)
     ask = lambda text: c.chat.completions.create(model="m", messages=user(text)).choices[0].message.content
     assert ask("the capital of France?") == "Paris"
@@ -103,8 +108,9 @@ def test_litellm_sees_rate_limit(server):
 
     server.control(fail_rate=1.0, fail_statuses=[429])
     with pytest.raises(litellm.RateLimitError):
-        litellm.completion(model="openai/fake", api_base=server.url, api_key="x",
-                           messages=user("hi"), num_retries=0, max_retries=0)
+        litellm.completion(
+            model="openai/fake", api_base=server.url, api_key="x", messages=user("hi"), num_retries=0, max_retries=0
+        )
 
 
 def attempt_until_ok(http, url, i, limit=50):
@@ -142,7 +148,9 @@ def test_openai_client_retries_through_failures(server):
     server.control(fail_rate=0.5, fail_statuses=[429], retry_after=0.01, seed=1)
     c = client(server, max_retries=20)
     for i in range(10):
-        assert c.chat.completions.create(model="m", messages=user(f"x {i}")).choices[0].message.content == f"ECHO: x {i}"
+        assert (
+            c.chat.completions.create(model="m", messages=user(f"x {i}")).choices[0].message.content == f"ECHO: x {i}"
+        )
     stats = server.stats()
     assert stats["failures"] > 0
     assert stats["total_requests"] == 10 + stats["failures"]
@@ -153,8 +161,9 @@ def test_max_in_flight_and_no_repeats(server):
 
     async def fire():
         async with openai.AsyncOpenAI(base_url=server.url, api_key="x") as c:
-            return await asyncio.gather(*(
-                c.chat.completions.create(model="m", messages=user(f"request {i}")) for i in range(20)))
+            return await asyncio.gather(
+                *(c.chat.completions.create(model="m", messages=user(f"request {i}")) for i in range(20))
+            )
 
     responses = asyncio.run(fire())
     assert sorted(r.choices[0].message.content for r in responses) == sorted(f"ECHO: request {i}" for i in range(20))
@@ -198,7 +207,11 @@ def test_bad_control_and_bad_request(server):
 def test_runs_as_a_process():
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.fake_server", "--port", "0", "--fail-rate", "1", "--fail-statuses", "503"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     try:
         line = proc.stdout.readline()
         url = line.strip().rsplit(" ", 1)[-1]
@@ -207,8 +220,12 @@ def test_runs_as_a_process():
         with httpx.Client(trust_env=False) as http:
             assert http.post(url + "/chat/completions", json={"messages": user("a")}).status_code == 503
             remote.control(fail_rate=0)
-            assert http.post(url + "/chat/completions", json={"messages": user("a")}).json()[
-                "choices"][0]["message"]["content"] == "ECHO: a"
+            assert (
+                http.post(url + "/chat/completions", json={"messages": user("a")}).json()["choices"][0]["message"][
+                    "content"
+                ]
+                == "ECHO: a"
+            )
         assert remote.stats()["statuses"] == {"503": 1, "200": 1}
     finally:
         proc.terminate()

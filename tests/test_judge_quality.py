@@ -19,6 +19,7 @@ GRADED = re.compile(r"Answer to grade:\n(.*?)\n\nGive a score", re.DOTALL)
 
 def reply_with(fake, answer):
     """Make the fake judge answer `answer(graded_output)` instead of popping its queue."""
+
     def next_reply(model, messages):
         fake.history.append({"model": model, "messages": messages})
         return answer(GRADED.search(messages[-1]["content"]).group(1))
@@ -28,8 +29,14 @@ def reply_with(fake, answer):
 
 def test_agreement_perfect():
     result = agreement([(1, 1), (2, 2), (3, 3), (5, 5)])
-    assert result == {"n": 4, "n_scored": 4, "spearman": pytest.approx(1.0), "exact": 1.0, "within_1": 1.0,
-                      "mean_abs_error": 0.0}
+    assert result == {
+        "n": 4,
+        "n_scored": 4,
+        "spearman": pytest.approx(1.0),
+        "exact": 1.0,
+        "within_1": 1.0,
+        "mean_abs_error": 0.0,
+    }
 
 
 def test_agreement_inverted():
@@ -53,8 +60,7 @@ def test_agreement_rounds_half_up_and_leaves_undefined_spearman_empty():
     constant = agreement([(5, 1), (5, 3), (5, 5)])  # a judge that says 5 to everything
     assert constant["spearman"] is None and constant["exact"] == pytest.approx(1 / 3)
     nothing = agreement([(None, 2), (None, 4)])
-    assert nothing == {"n": 2, "n_scored": 0, "spearman": None, "exact": None, "within_1": None,
-                       "mean_abs_error": None}
+    assert nothing == {"n": 2, "n_scored": 0, "spearman": None, "exact": None, "within_1": None, "mean_abs_error": None}
 
 
 def test_every_rubric_has_enough_good_and_bad_labels():

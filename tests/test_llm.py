@@ -42,8 +42,11 @@ def test_unknown_model_and_unreachable_server_are_errors_not_crashes():
     assert unknown.error_type == "unknown_model"
     unknown_local = llm.call(llm.ModelSpec("local/nope"), [{"role": "user", "content": "x"}])
     assert unknown_local.error_type == "unknown_model" and "local/smollm2" in unknown_local.error
-    down = llm.call(llm.ModelSpec("openai/x", api_base="http://127.0.0.1:9/v1", api_key="k"),
-                    [{"role": "user", "content": "x"}], timeout=5)
+    down = llm.call(
+        llm.ModelSpec("openai/x", api_base="http://127.0.0.1:9/v1", api_key="k"),
+        [{"role": "user", "content": "x"}],
+        timeout=5,
+    )
     assert down.error_type in ("connection", "server_error") and down.retryable
 
 
@@ -70,8 +73,11 @@ def test_available_models_follow_the_environment(monkeypatch):
 
 @pytest.mark.slow
 def test_embedded_model_really_generates():
-    version = prompts.save_version("capital", template="What is the capital of {{ country }}? One word.",
-                                   params={"temperature": 0, "max_tokens": 20}).version
+    version = prompts.save_version(
+        "capital",
+        template="What is the capital of {{ country }}? One word.",
+        params={"temperature": 0, "max_tokens": 20},
+    ).version
     [(_, result)] = playground.run(version, {"country": "France"}, ["local/smollm2"])
     assert result.ok, result.error
     assert "paris" in result.output.lower()
@@ -80,8 +86,10 @@ def test_embedded_model_really_generates():
 
 @pytest.mark.slow
 def test_embedded_model_returns_top_logprobs_for_weighted_judging():
-    result = llm.call(llm.ModelSpec("local/smollm2", params={"max_tokens": 4, "logprobs": True, "top_logprobs": 3}),
-                      [{"role": "user", "content": "Reply with one digit from 1 to 5."}])
+    result = llm.call(
+        llm.ModelSpec("local/smollm2", params={"max_tokens": 4, "logprobs": True, "top_logprobs": 3}),
+        [{"role": "user", "content": "Reply with one digit from 1 to 5."}],
+    )
     assert result.ok and result.logprobs
     first = result.logprobs[0]
     assert len(first["top"]) == 3 and all(t["logprob"] <= 0 for t in first["top"])
@@ -105,8 +113,9 @@ def test_converted_checkpoint_generates_what_the_loaded_model_does(tmp_path):
     reloaded_tokenizer = AutoTokenizer.from_pretrained(str(target))
     messages = [{"role": "user", "content": "Name a colour."}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    again = reloaded_tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                   return_dict=True)
+    again = reloaded_tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     assert torch.equal(inputs["input_ids"], again["input_ids"])
     with torch.inference_mode():
         assert torch.equal(model(**inputs).logits, reloaded(**again).logits)

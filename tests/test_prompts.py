@@ -33,20 +33,27 @@ def test_model_and_params_are_part_of_the_version():
 
 
 def test_chat_prompt_variables_across_messages():
-    v = prompts.save_version("chat", kind="chat", messages=[
-        {"role": "system", "content": "You speak {{ language }}."},
-        {"role": "user", "content": "{{ question }} ({{ language }})"},
-    ]).version
+    v = prompts.save_version(
+        "chat",
+        kind="chat",
+        messages=[
+            {"role": "system", "content": "You speak {{ language }}."},
+            {"role": "user", "content": "{{ question }} ({{ language }})"},
+        ],
+    ).version
     assert v.variables == ["language", "question"]
     assert prompts.render_messages(v, {"language": "French", "question": "Hi"})[0]["content"] == "You speak French."
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"template": "   "}, "empty"),
-    ({"template": "{{ a.b }}"}, "syntax"),
-    ({"template": "{{ a "}, "Unclosed"),
-    ({"template": "x", "model": ""}, "model"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"template": "   "}, "empty"),
+        ({"template": "{{ a.b }}"}, "syntax"),
+        ({"template": "{{ a "}, "Unclosed"),
+        ({"template": "x", "model": ""}, "model"),
+    ],
+)
 def test_bad_input_is_refused_and_nothing_stored(kwargs, message):
     with pytest.raises(WorkbenchError, match=message):
         prompts.save_version("bad", **kwargs)

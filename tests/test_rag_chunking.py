@@ -6,11 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from workbench.rag.chunking import (CHUNKERS, Chunk, chunk_id, chunk_text, config_hash, fixed_chars,
-                                    fixed_tokens, parse_chunk_id, recursive, word_spans)
+from workbench.rag.chunking import (
+    CHUNKERS,
+    Chunk,
+    chunk_id,
+    chunk_text,
+    config_hash,
+    fixed_chars,
+    fixed_tokens,
+    parse_chunk_id,
+    recursive,
+    word_spans,
+)
 
 BILLING = (Path(__file__).resolve().parent.parent / "sample_data" / "rag_corpus" / "billing-plans.md").read_text(
-    encoding="utf-8")
+    encoding="utf-8"
+)
 MESSY = "  Leading spaces.\n\n\n# Title\r\nSome text   with  gaps.\tTabs too!\n\n" + "x" * 250 + "\n\nEnd."
 
 
@@ -26,7 +37,7 @@ def test_offsets_round_trip_sizes_hold_and_all_text_is_covered(method, text, siz
     assert chunks
     covered = set()
     for chunk in chunks:
-        assert text[chunk.start:chunk.end] == chunk.text
+        assert text[chunk.start : chunk.end] == chunk.text
         assert chunk.text == chunk.text.strip() and chunk.text
         assert size_of(method, chunk) <= size
         covered.update(range(chunk.start, chunk.end))
@@ -51,7 +62,7 @@ def test_fixed_tokens_windows_by_hand():
     text = "one two  three four five six seven"
     chunks = fixed_tokens(text, 3, 1)
     assert [c.text for c in chunks] == ["one two  three", "three four five", "five six seven"]
-    assert all(text[c.start:c.end] == c.text for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
 
 
 def test_fixed_tokens_accepts_a_tokenizer_with_offsets():
@@ -92,15 +103,18 @@ def test_recursive_cuts_an_unbroken_run_by_characters():
     assert [len(c.text) for c in chunks] == [10, 10, 5]
 
 
-@pytest.mark.parametrize("size,overlap,message", [
-    (0, 0, "chunk_size must be a positive"),
-    (-5, 0, "chunk_size must be a positive"),
-    (10.5, 0, "chunk_size must be a positive"),
-    (True, 0, "chunk_size must be a positive"),
-    (10, -1, "overlap must be zero or a positive"),
-    (10, 10, r"overlap \(10\) must be smaller than chunk_size \(10\)"),
-    (10, 50, r"overlap \(50\) must be smaller than chunk_size \(10\)"),
-])
+@pytest.mark.parametrize(
+    "size,overlap,message",
+    [
+        (0, 0, "chunk_size must be a positive"),
+        (-5, 0, "chunk_size must be a positive"),
+        (10.5, 0, "chunk_size must be a positive"),
+        (True, 0, "chunk_size must be a positive"),
+        (10, -1, "overlap must be zero or a positive"),
+        (10, 10, r"overlap \(10\) must be smaller than chunk_size \(10\)"),
+        (10, 50, r"overlap \(50\) must be smaller than chunk_size \(10\)"),
+    ],
+)
 @pytest.mark.parametrize("method", sorted(CHUNKERS))
 def test_bad_arguments_raise_clear_value_errors(method, size, overlap, message):
     with pytest.raises(ValueError, match=message):

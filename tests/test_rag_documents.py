@@ -166,17 +166,21 @@ def test_pdf_without_text_is_reported_as_empty(tmp_path):
 
 def test_zip_is_read_in_memory_and_refuses_zip_slip(tmp_path):
     archive = tmp_path / "corpus.zip"
-    archive.write_bytes(make_zip({
-        "docs/a.md": b"# A\nalpha",
-        "b.txt": b"bravo",
-        "../evil.md": b"escape attempt",
-        "/etc/passwd.txt": b"absolute",
-        "docs/../../sneaky.txt": b"escape attempt",
-        "C:/windows.txt": b"drive letter",
-        "__MACOSX/docs/._a.md": b"resource fork",
-        "image.png": b"\x89PNG",
-        "inner.zip": make_zip({"x.md": b"x"}),
-    }))
+    archive.write_bytes(
+        make_zip(
+            {
+                "docs/a.md": b"# A\nalpha",
+                "b.txt": b"bravo",
+                "../evil.md": b"escape attempt",
+                "/etc/passwd.txt": b"absolute",
+                "docs/../../sneaky.txt": b"escape attempt",
+                "C:/windows.txt": b"drive letter",
+                "__MACOSX/docs/._a.md": b"resource fork",
+                "image.png": b"\x89PNG",
+                "inner.zip": make_zip({"x.md": b"x"}),
+            }
+        )
+    )
     docs, errors = load_documents(archive)
     assert sorted(by_id(docs)) == ["b.txt", "docs/a.md"]
     found = reasons(errors)
@@ -212,7 +216,7 @@ def test_zip_in_a_folder_gets_prefixed_ids_and_a_broken_zip_is_reported(tmp_path
 
 
 def test_uploads_keep_only_the_base_name_and_unpack_zips():
-    docs, errors = load_uploaded("C:\\Users\\me\\notes.md", "# Notes\nhello".encode())
+    docs, errors = load_uploaded("C:\\Users\\me\\notes.md", b"# Notes\nhello")
     assert [d.doc_id for d in docs] == ["notes.md"] and errors == []
 
     docs, errors = load_uploaded("corpus.zip", make_zip({"a.md": b"a", "../x.md": b"x"}))
@@ -230,8 +234,10 @@ def test_missing_paths_and_duplicate_ids_are_errors_not_crashes(tmp_path):
     (tmp_path / "two" / "same.md").write_text("second", encoding="utf-8")
     docs, errors = load_documents([tmp_path / "one", tmp_path / "two", tmp_path / "nope.md"])
     assert [d.text for d in docs] == ["first"]
-    assert reasons(errors) == {"same.md": "duplicate document id (already loaded from another source)",
-                               str(tmp_path / "nope.md"): "not found"}
+    assert reasons(errors) == {
+        "same.md": "duplicate document id (already loaded from another source)",
+        str(tmp_path / "nope.md"): "not found",
+    }
 
 
 # --- the sample data stays consistent -------------------------------------------------
@@ -258,8 +264,9 @@ def test_every_relevant_passage_occurs_verbatim_in_its_source_documents(corpus):
     assert len({row["id"] for row in rows}) == len(rows)
     unanswerable = [row for row in rows if not row["source_documents"]]
     assert 2 <= len(unanswerable) <= 3
-    assert all(row["reference"] == "The help centre does not say." and row["relevant_passages"] == []
-               for row in unanswerable)
+    assert all(
+        row["reference"] == "The help centre does not say." and row["relevant_passages"] == [] for row in unanswerable
+    )
     assert sum(len(row["source_documents"]) > 1 for row in rows) >= 3
     for row in rows:
         assert row["question"].strip() and row["reference"].strip()

@@ -62,8 +62,18 @@ def test_retrieval_numbers_on_a_tiny_corpus(tiny):
     assert summary["recall"]["mean"] == pytest.approx((1 + 1 + 0.5) / 3)
     assert result["index"] == "tiny@1" and result["k"] == 2 and result["config"]["chunker"] == "recursive"
     record = rows["a"]  # what a run item will later store
-    assert {"row_key", "question", "reference", "retrieved", "chunk_ids", "scores", "answer", "call_id",
-            "judge_call_ids", "errors"} <= set(record)
+    assert {
+        "row_key",
+        "question",
+        "reference",
+        "retrieved",
+        "chunk_ids",
+        "scores",
+        "answer",
+        "call_id",
+        "judge_call_ids",
+        "errors",
+    } <= set(record)
 
 
 def test_passages_decide_relevance_when_given(tiny):
@@ -136,10 +146,20 @@ def test_a_rag_prompt_must_take_context_and_question(tiny, fake_model):
 
 def test_offline_ragas_metrics_without_a_judge(tiny, fake_model):
     prompts.save_version("rag", template=RAG_PROMPT, model="fake/model")
-    qa = [{"id": "x", "question": "apples bananas", "reference": "Apples and bananas.",
-           "relevant_passages": ["apples bananas cherries grapes"]},
-          {"id": "y", "question": "engines wheels", "reference": "Engines.",
-           "relevant_passages": ["hammers saws drills nails"]}]
+    qa = [
+        {
+            "id": "x",
+            "question": "apples bananas",
+            "reference": "Apples and bananas.",
+            "relevant_passages": ["apples bananas cherries grapes"],
+        },
+        {
+            "id": "y",
+            "question": "engines wheels",
+            "reference": "Engines.",
+            "relevant_passages": ["hammers saws drills nails"],
+        },
+    ]
     fake_model.queue("Apples and bananas.", "Something else entirely")
     result = evaluate.evaluate("tiny", qa, k=1, prompt="rag", concurrency=1)
     x, y = result["rows"]
@@ -159,17 +179,27 @@ def judge_reply(prompt: str) -> str:
     if '"title": "StatementGeneratorOutput"' in prompt:
         return '```json\n{"statements": ["Apples are fruit.", "Bananas are blue."]}\n```'
     if '"title": "NLIStatementOutput"' in prompt:
-        return json.dumps({"statements": [
-            {"statement": "Apples are fruit.", "reason": "in context", "verdict": 1},
-            {"statement": "Bananas are blue.", "reason": "not in context", "verdict": 0}]})
+        return json.dumps(
+            {
+                "statements": [
+                    {"statement": "Apples are fruit.", "reason": "in context", "verdict": 1},
+                    {"statement": "Bananas are blue.", "reason": "not in context", "verdict": 0},
+                ]
+            }
+        )
     if '"title": "AnswerRelevanceOutput"' in prompt:
         return 'Sure: {"question": "apples bananas", "noncommittal": 0}'
     if '"title": "ContextPrecisionOutput"' in prompt:
         return '{"reason": "useful", "verdict": 1}'
     if '"title": "ContextRecallOutput"' in prompt:
-        return json.dumps({"classifications": [
-            {"statement": "Apples are fruit.", "reason": "there", "attributed": 1},
-            {"statement": "Kiwis too.", "reason": "absent", "attributed": 0}]})
+        return json.dumps(
+            {
+                "classifications": [
+                    {"statement": "Apples are fruit.", "reason": "there", "attributed": 1},
+                    {"statement": "Kiwis too.", "reason": "absent", "attributed": 0},
+                ]
+            }
+        )
     return "I refuse to answer in JSON."
 
 
@@ -179,8 +209,9 @@ def test_ragas_llm_metrics_through_the_ledger(tiny, fake_model, monkeypatch):
         return judge_reply(messages[-1]["content"])
 
     monkeypatch.setattr(fake_model, "next_reply", reply)
-    records = evaluate.evaluate_retrieval("tiny", [{"id": "x", "question": "apples bananas",
-                                                    "reference": "Apples are fruit. Kiwis too."}], k=1)["rows"]
+    records = evaluate.evaluate_retrieval(
+        "tiny", [{"id": "x", "question": "apples bananas", "reference": "Apples are fruit. Kiwis too."}], k=1
+    )["rows"]
     records[0]["answer"] = "Apples are fruit. Bananas are blue."
     evaluate.ragas_metrics(records, judge_model="fake/model")
     scores, row = records[0]["scores"], records[0]
@@ -197,9 +228,18 @@ def test_ragas_llm_metrics_through_the_ledger(tiny, fake_model, monkeypatch):
 
 def test_an_unparseable_judge_reply_is_an_error_on_that_metric(tiny, fake_model, monkeypatch):
     monkeypatch.setattr(fake_model, "next_reply", lambda model, messages: "no JSON here")
-    records = evaluate.evaluate_retrieval("tiny", [{"id": "x", "question": "apples", "reference": "Apples.",
-                                                    "relevant_passages": ["apples bananas cherries grapes"]}],
-                                          k=1)["rows"]
+    records = evaluate.evaluate_retrieval(
+        "tiny",
+        [
+            {
+                "id": "x",
+                "question": "apples",
+                "reference": "Apples.",
+                "relevant_passages": ["apples bananas cherries grapes"],
+            }
+        ],
+        k=1,
+    )["rows"]
     records[0]["answer"] = "Apples."
     evaluate.ragas_metrics(records, judge_model="fake/model")
     row = records[0]
@@ -219,12 +259,26 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_cli_build_list_query_eval_and_compare(tiny, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "index", "build", str(tiny), "--name", "cli", "--chunk-size", "100",
-                             "--overlap", "0")
+    code, out, err = run_cli(
+        capsys, "index", "build", str(tiny), "--name", "cli", "--chunk-size", "100", "--overlap", "0"
+    )
     assert code == 0 and out.startswith("cli@1: 3 documents, 3 chunks (3 documents embedded, 0 reused)")
     assert "3/3" in err
-    code, out, _ = run_cli(capsys, "index", "build", str(tiny), "--name", "cli", "--chunker", "fixed_chars",
-                           "--chunk-size", "12", "--overlap", "2", "--quiet")
+    code, out, _ = run_cli(
+        capsys,
+        "index",
+        "build",
+        str(tiny),
+        "--name",
+        "cli",
+        "--chunker",
+        "fixed_chars",
+        "--chunk-size",
+        "12",
+        "--overlap",
+        "2",
+        "--quiet",
+    )
     assert code == 0 and out.startswith("cli@2:")
     code, out, _ = run_cli(capsys, "index", "list")
     lines = out.splitlines()

@@ -6,7 +6,7 @@ import io
 import json
 import threading
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -42,12 +42,16 @@ def counter():
 def corpus(tmp_path):
     folder = tmp_path / "corpus"
     folder.mkdir()
-    (folder / "plans.md").write_text("# Plans\n\nPlus costs eight dollars per member per month.\n\n"
-                                     "Business adds single sign-on and audit logs.\n", encoding="utf-8")
-    (folder / "refunds.md").write_text("# Refunds\n\nAnnual plans can be refunded within fourteen days.\n",
-                                       encoding="utf-8")
-    (folder / "sync.txt").write_text("Offline edits sync when the device reconnects to the network.\n",
-                                     encoding="utf-8")
+    (folder / "plans.md").write_text(
+        "# Plans\n\nPlus costs eight dollars per member per month.\n\nBusiness adds single sign-on and audit logs.\n",
+        encoding="utf-8",
+    )
+    (folder / "refunds.md").write_text(
+        "# Refunds\n\nAnnual plans can be refunded within fourteen days.\n", encoding="utf-8"
+    )
+    (folder / "sync.txt").write_text(
+        "Offline edits sync when the device reconnects to the network.\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -68,9 +72,13 @@ def test_build_and_query_the_sample_corpus(counter):
     assert found[0]["score"] >= found[1]["score"] >= found[2]["score"]
     assert found[0]["doc_id"] == "billing-invoices-refunds.md"
     text = (config.SAMPLE_DATA / "rag_corpus" / found[0]["doc_id"]).read_text(encoding="utf-8")
-    assert text[found[0]["start"]:found[0]["end"]] == found[0]["text"]
+    assert text[found[0]["start"] : found[0]["end"]] == found[0]["text"]
     assert chunking.parse_chunk_id(found[0]["chunk_id"]) == (
-        found[0]["doc_id"], found[0]["start"], found[0]["end"], version.config["config_hash"])
+        found[0]["doc_id"],
+        found[0]["start"],
+        found[0]["end"],
+        version.config["config_hash"],
+    )
 
 
 def test_incremental_reindex_embeds_only_the_changed_document(counter, corpus):
@@ -78,8 +86,9 @@ def test_incremental_reindex_embeds_only_the_changed_document(counter, corpus):
     first = index.chunks_of("kb@1")
     assert {c["doc_id"] for c in first} == {"plans.md", "refunds.md", "sync.txt"}
     assert all(c["index_version"] == 1 for c in first)
-    (corpus / "refunds.md").write_text("# Refunds\n\nAnnual plans can be refunded within thirty days.\n",
-                                       encoding="utf-8")
+    (corpus / "refunds.md").write_text(
+        "# Refunds\n\nAnnual plans can be refunded within thirty days.\n", encoding="utf-8"
+    )
     counter.texts.clear()
     v2 = small("kb", corpus)
     changed = [c["text"] for c in index.chunks_of("kb@2", "refunds.md")]
@@ -137,7 +146,11 @@ def test_ready_versions_are_not_rewritten_by_later_builds(counter, corpus):
     small("kb", corpus)
     again = index.get_version("kb", 1)
     assert (again.documents, again.chunk_count, again.config, again.status) == (
-        v1.documents, v1.chunk_count, v1.config, "ready")
+        v1.documents,
+        v1.chunk_count,
+        v1.config,
+        "ready",
+    )
     assert [v.version for v in index.versions("kb")] == [1, 2]
     assert index.get_version("kb", 1).collection != index.get_version("kb", 2).collection
 
@@ -217,13 +230,16 @@ class _EmbeddingServer(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        _EmbeddingServer.calls.append({"model": body["model"], "n": len(texts),
-                                       "auth": self.headers.get("Authorization")})
+        _EmbeddingServer.calls.append(
+            {"model": body["model"], "n": len(texts), "auth": self.headers.get("Authorization")}
+        )
         vectors = BASE(texts)
-        payload = {"object": "list", "model": body["model"],
-                   "data": [{"object": "embedding", "index": i, "embedding": v.tolist()}
-                            for i, v in enumerate(vectors)],
-                   "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        payload = {
+            "object": "list",
+            "model": body["model"],
+            "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": 3, "total_tokens": 3},
+        }
         data = json.dumps(payload).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -280,7 +296,7 @@ def test_a_build_whose_heartbeat_stopped_shows_as_interrupted(counter):
     assert index.effective_status(version) == "building"
     with session() as s:
         row = s.get(RagIndexVersion, version.id)
-        old = (datetime.now(timezone.utc) - timedelta(minutes=10)).isoformat()
+        old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
         row.config = {**row.config, "build": {**row.config["build"], "heartbeat": old}}
     assert index.progress(version.id)["status"] == "interrupted"
     assert index.list_indexes()[0]["rows"][0]["status"] == "interrupted"

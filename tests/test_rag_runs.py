@@ -29,9 +29,14 @@ def rag_setup(tmp_path, fake_model):
 
 
 def config(**rag):
-    return {"prompts": ["rag@1"], "dataset": "qa", "models": ["fake/model"], "concurrency": 1,
-            "rag": {"index": "tiny", "k": 2, **rag},
-            "scorers": [{"type": "retrieval", "metric": "hit_rate", "k": 1}, {"type": "retrieval", "metric": "mrr"}]}
+    return {
+        "prompts": ["rag@1"],
+        "dataset": "qa",
+        "models": ["fake/model"],
+        "concurrency": 1,
+        "rag": {"index": "tiny", "k": 2, **rag},
+        "scorers": [{"type": "retrieval", "metric": "hit_rate", "k": 1}, {"type": "retrieval", "metric": "mrr"}],
+    }
 
 
 def test_rag_run_retrieves_context_and_scores_retrieval_per_row(rag_setup):

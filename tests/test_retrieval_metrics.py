@@ -11,9 +11,18 @@ import pytest
 
 from workbench.rag.chunking import chunk_id, recursive
 from workbench.rag.documents import load_documents
-from workbench.rag.retrieval_metrics import (Relevant, covered_items, hit_rate_at_k, mean_scores, ndcg_at_k,
-                                             passage_in_chunk, precision_at_k, recall_at_k, reciprocal_rank,
-                                             retrieval_scores)
+from workbench.rag.retrieval_metrics import (
+    Relevant,
+    covered_items,
+    hit_rate_at_k,
+    mean_scores,
+    ndcg_at_k,
+    passage_in_chunk,
+    precision_at_k,
+    recall_at_k,
+    reciprocal_rank,
+    retrieval_scores,
+)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -44,8 +53,12 @@ def test_document_level_scores_by_hand():
 def test_cutoff_k_only_looks_at_the_top_k():
     scores = retrieval_scores(RANKED, DOCS_AB, k=3)
     assert scores["relevant"] == [False, True, False]
-    assert (scores["hit_rate"], scores["precision"], scores["recall"], scores["mrr"]) == (1.0, pytest.approx(1 / 3),
-                                                                                         0.5, 0.5)
+    assert (scores["hit_rate"], scores["precision"], scores["recall"], scores["mrr"]) == (
+        1.0,
+        pytest.approx(1 / 3),
+        0.5,
+        0.5,
+    )
     assert scores["ndcg"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
 
     miss = retrieval_scores(RANKED, DOCS_AB, k=1)
@@ -71,8 +84,7 @@ def test_individual_metrics_on_flags_and_item_sets():
 
 
 def test_chunk_ids_take_precedence_over_documents_and_passages():
-    row = {"relevant_chunk_ids": [RANKED[3]["chunk_id"]], "source_documents": ["a"],
-           "relevant_passages": ["something"]}
+    row = {"relevant_chunk_ids": [RANKED[3]["chunk_id"]], "source_documents": ["a"], "relevant_passages": ["something"]}
     scores = retrieval_scores(RANKED, row, k=5)
     assert scores["mode"] == "chunk_ids"
     assert scores["relevant"] == [False, False, False, True, False]
@@ -104,21 +116,24 @@ def test_k_must_be_positive():
 PASSAGE = "Plus costs $8 per member per month when billed annually, or $10 per member per month when billed monthly."
 
 
-@pytest.mark.parametrize("chunk_text,expected", [
-    # Same words in another format: Markdown, case, line breaks, surrounding text.
-    (f"## Plus\n\n{PASSAGE.upper()} It allows unlimited members.", True),
-    ("## Plus\n\nPlus costs $8 per member\nper month when billed annually, or $10 per member", True),
-    # A chunk cut through the passage still counts for the side holding half of it ...
-    ("per month when billed annually, or $10 per member per month when billed monthly. Next.", True),
-    # ... but not for a small tail.
-    ("when billed monthly. It allows unlimited members, removes the device limit.", False),
-    # A chunk that lies entirely inside the passage.
-    ("$8 per member per month when billed", True),
-    # Shares many of the words, never half the passage in order.
-    ("Lumen Assist costs $6 per member per month, billed with your plan, or when billed annually.", False),
-    ("## Plus", False),
-    ("", False),
-])
+@pytest.mark.parametrize(
+    "chunk_text,expected",
+    [
+        # Same words in another format: Markdown, case, line breaks, surrounding text.
+        (f"## Plus\n\n{PASSAGE.upper()} It allows unlimited members.", True),
+        ("## Plus\n\nPlus costs $8 per member\nper month when billed annually, or $10 per member", True),
+        # A chunk cut through the passage still counts for the side holding half of it ...
+        ("per month when billed annually, or $10 per member per month when billed monthly. Next.", True),
+        # ... but not for a small tail.
+        ("when billed monthly. It allows unlimited members, removes the device limit.", False),
+        # A chunk that lies entirely inside the passage.
+        ("$8 per member per month when billed", True),
+        # Shares many of the words, never half the passage in order.
+        ("Lumen Assist costs $6 per member per month, billed with your plan, or when billed annually.", False),
+        ("## Plus", False),
+        ("", False),
+    ],
+)
 def test_passage_rule(chunk_text, expected):
     assert passage_in_chunk(chunk_text, PASSAGE) is expected
 
@@ -129,8 +144,10 @@ def test_objects_with_attributes_work_and_doc_id_can_come_from_the_chunk_id():
         chunk_id: str
         text: str
 
-    hits = [Hit(chunk_id("other.md", 0, 10), "irrelevant words here"),
-            Hit(chunk_id("billing-plans.md", 5, 50), PASSAGE)]
+    hits = [
+        Hit(chunk_id("other.md", 0, 10), "irrelevant words here"),
+        Hit(chunk_id("billing-plans.md", 5, 50), PASSAGE),
+    ]
     assert covered_items(hits, Relevant(doc_ids=("billing-plans.md",))) == [frozenset(), frozenset({0})]
     assert covered_items(hits, Relevant(passages=(PASSAGE,))) == [frozenset(), frozenset({0})]
 
@@ -140,8 +157,11 @@ def test_passage_judging_on_the_sample_corpus_finds_only_the_source_documents():
     docs, _ = load_documents(SAMPLE / "rag_corpus")
     rows = [json.loads(line) for line in (SAMPLE / "rag_qa.jsonl").read_text(encoding="utf-8").splitlines()]
     for size, overlap in [(300, 50), (800, 150)]:
-        chunks = [{"doc_id": d.doc_id, "chunk_id": chunk_id(d.doc_id, c.start, c.end), "text": c.text}
-                  for d in docs for c in recursive(d.text, size, overlap)]
+        chunks = [
+            {"doc_id": d.doc_id, "chunk_id": chunk_id(d.doc_id, c.start, c.end), "text": c.text}
+            for d in docs
+            for c in recursive(d.text, size, overlap)
+        ]
         for row in rows:
             if not row["relevant_passages"]:
                 continue

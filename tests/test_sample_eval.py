@@ -29,8 +29,13 @@ def test_sample_eval_scores_with_assertions_and_a_judge(tmp_path, capsys):
     assert "has_key_fact" in printed and "95% CI" in printed
     # A threshold the run cannot meet makes the CLI fail; the rerun is served from the cache.
     strict = tmp_path / "strict.yaml"
-    strict.write_text(open(SAMPLE).read().replace(
-        "thresholds: {error_rate: 0.0, not_rambling.pass_rate: 0.5}", "thresholds: {has_key_fact.pass_rate: 1.01}"))
+    strict.write_text(
+        open(SAMPLE)
+        .read()
+        .replace(
+            "thresholds: {error_rate: 0.0, not_rambling.pass_rate: 0.5}", "thresholds: {has_key_fact.pass_rate: 1.01}"
+        )
+    )
     assert cli.main(["eval", str(strict), "--limit", "3", "--quiet"]) == 1
     assert runs.progress(runs.list_runs()[0]["id"])["cached"] == 12  # 6 answers and their 6 judge calls
 
@@ -50,8 +55,10 @@ def test_sample_rag_eval_on_two_index_configs(tmp_path, capsys):
     assert cli.main(["eval", str(config.SAMPLE_DATA / "eval_rag.yaml"), "--limit", "4", "--quiet"]) == 0
     assert cli.main(["eval", str(small), "--limit", "4", "--quiet"]) in (0, 1)  # thresholds may differ
     big_run, small_run = sorted(r["id"] for r in runs.list_runs())
+
     def recall(run_id):
         return {r["row_key"]: r["retrieval_recall.score"] for r in runs.results(run_id, limit=None)}
+
     a, b = recall(big_run), recall(small_run)
     assert set(a) == set(b) and len(a) == 4
     result = stats.paired_difference([a[k] for k in sorted(a)], [b[k] for k in sorted(b)])

@@ -39,9 +39,26 @@ def fake_embedder():
 
 def test_registry_holds_every_documented_type():
     expected = {
-        "equals", "contains", "not_contains", "regex", "starts_with", "json_valid", "json_schema", "length",
-        "latency", "cost", "numeric", "bleu", "rouge_l", "semantic_similarity", "python",
-        "guard_prompt_injection", "guard_pii", "guard_secrets", "guard_max_length", "guard_banned_words",
+        "equals",
+        "contains",
+        "not_contains",
+        "regex",
+        "starts_with",
+        "json_valid",
+        "json_schema",
+        "length",
+        "latency",
+        "cost",
+        "numeric",
+        "bleu",
+        "rouge_l",
+        "semantic_similarity",
+        "python",
+        "guard_prompt_injection",
+        "guard_pii",
+        "guard_secrets",
+        "guard_max_length",
+        "guard_banned_words",
     }
     assert expected <= set(SCORERS)
 
@@ -105,42 +122,48 @@ def test_non_dict_config_and_none_output():
 # ---------------------------------------------------------------- validate_scorer_config
 
 
-@pytest.mark.parametrize("config, fragment", [
-    ({"type": "nope"}, "unknown scorer type 'nope'"),
-    ({"value": "x"}, "has no 'type'"),
-    ({"type": "contains"}, "missing required key 'value'"),
-    ({"type": "regex", "pattern": "a("}, "bad regular expression"),
-    ({"type": "regex", "pattern": "a", "flags": "q"}, "unknown regex flag"),
-    ({"type": "contains", "value": "x", "mode": "some"}, "mode must be"),
-    ({"type": "contains", "value": "x", "treshold": 1}, "unknown key 'treshold'"),
-    ({"type": "json_schema", "schema": {"type": "nonsense"}}, "invalid JSON Schema"),
-    ({"type": "python", "expr": "__import__('os')"}, "expr: calling '__import__' is not allowed"),
-    ({"type": "python", "expr": "len(outptu)"}, "unknown name 'outptu'"),
-    ({"type": "latency"}, "missing required key 'max_ms'"),
-    ({"type": "latency", "max_ms": "fast"}, "max_ms must be a number"),
-    ({"type": "length"}, "needs at least one of"),
-    ({"type": "numeric"}, "needs at least one of"),
-    ({"type": "contains", "value": "{{ a.b }}"}, "Invalid placeholder"),
-    ({"type": "guard_pii", "kinds": ["email", "shoe_size"]}, "unknown PII kind 'shoe_size'"),
-    ({"type": "guard_banned_words"}, "missing required key 'words'"),
-    ({"type": "guard_max_length"}, "needs at least one of"),
-    ("contains", "mapping"),
-])
+@pytest.mark.parametrize(
+    "config, fragment",
+    [
+        ({"type": "nope"}, "unknown scorer type 'nope'"),
+        ({"value": "x"}, "has no 'type'"),
+        ({"type": "contains"}, "missing required key 'value'"),
+        ({"type": "regex", "pattern": "a("}, "bad regular expression"),
+        ({"type": "regex", "pattern": "a", "flags": "q"}, "unknown regex flag"),
+        ({"type": "contains", "value": "x", "mode": "some"}, "mode must be"),
+        ({"type": "contains", "value": "x", "treshold": 1}, "unknown key 'treshold'"),
+        ({"type": "json_schema", "schema": {"type": "nonsense"}}, "invalid JSON Schema"),
+        ({"type": "python", "expr": "__import__('os')"}, "expr: calling '__import__' is not allowed"),
+        ({"type": "python", "expr": "len(outptu)"}, "unknown name 'outptu'"),
+        ({"type": "latency"}, "missing required key 'max_ms'"),
+        ({"type": "latency", "max_ms": "fast"}, "max_ms must be a number"),
+        ({"type": "length"}, "needs at least one of"),
+        ({"type": "numeric"}, "needs at least one of"),
+        ({"type": "contains", "value": "{{ a.b }}"}, "Invalid placeholder"),
+        ({"type": "guard_pii", "kinds": ["email", "shoe_size"]}, "unknown PII kind 'shoe_size'"),
+        ({"type": "guard_banned_words"}, "missing required key 'words'"),
+        ({"type": "guard_max_length"}, "needs at least one of"),
+        ("contains", "mapping"),
+    ],
+)
 def test_validate_reports_problems(config, fragment):
     problems = validate_scorer_config(config)
     assert any(fragment in p for p in problems), problems
 
 
-@pytest.mark.parametrize("config", [
-    {"type": "contains", "value": "{{expected}}", "name": "mentions answer"},
-    {"type": "regex", "pattern": r"^\d+$", "flags": "im"},
-    {"type": "json_schema", "schema": {"type": "object", "required": ["a"]}},
-    {"type": "python", "expr": "len(output) < 200 and 'sorry' not in output.lower()"},
-    {"type": "numeric", "value": "{{expected}}", "tolerance": 0.5},
-    {"type": "semantic_similarity", "threshold": 0.8},
-    {"type": "guard_pii", "kinds": ["email", "phone"], "target": "input"},
-    {"type": "length", "max": 100, "max_tokens": 20},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"type": "contains", "value": "{{expected}}", "name": "mentions answer"},
+        {"type": "regex", "pattern": r"^\d+$", "flags": "im"},
+        {"type": "json_schema", "schema": {"type": "object", "required": ["a"]}},
+        {"type": "python", "expr": "len(output) < 200 and 'sorry' not in output.lower()"},
+        {"type": "numeric", "value": "{{expected}}", "tolerance": 0.5},
+        {"type": "semantic_similarity", "threshold": 0.8},
+        {"type": "guard_pii", "kinds": ["email", "phone"], "target": "input"},
+        {"type": "length", "max": 100, "max_tokens": 20},
+    ],
+)
 def test_validate_accepts_good_configs(config):
     assert validate_scorer_config(config) == []
 
@@ -211,18 +234,18 @@ def test_regex_with_catastrophic_backtracking_is_an_error_not_a_hang(monkeypatch
 
 def test_json_valid_plain_fenced_and_invalid():
     assert score({"type": "json_valid"}, '{"a": 1}').passed is True
-    fenced = "Here you go:\n```json\n{\"a\": [1, 2]}\n```\nAnything else?"
+    fenced = 'Here you go:\n```json\n{"a": [1, 2]}\n```\nAnything else?'
     assert score({"type": "json_valid"}, fenced).passed is True
     assert score({"type": "json_valid"}, "```\n[1, 2]\n```").reason == "valid JSON array"
     bad = score({"type": "json_valid"}, "{'a': 1}")
     assert bad.passed is False and bad.reason.startswith("invalid JSON")
-    assert score({"type": "json_valid"}, "Sure! {\"a\": 1}").passed is False  # prose without a fence
+    assert score({"type": "json_valid"}, 'Sure! {"a": 1}').passed is False  # prose without a fence
     assert score({"type": "json_valid"}, "```python\nprint(1)\n```").passed is False
 
 
 def test_extract_json_reports_the_broken_block():
     with pytest.raises(ValueError, match="in code block"):
-        extract_json("```json\n{\"a\": }\n```")
+        extract_json('```json\n{"a": }\n```')
 
 
 SCHEMA = {
@@ -284,11 +307,21 @@ def test_latency_and_cost():
 # ---------------------------------------------------------------- numeric
 
 
-@pytest.mark.parametrize("text, number", [
-    ("The answer is 42.", 42.0), ("-3 degrees", -3.0), ("about 1,234,567.89 people", 1234567.89),
-    ("ratio .5", 0.5), ("6.02e23 atoms", 6.02e23), ("A4 paper costs 3 euros", 3.0), ("v2 has 7", 7.0),
-    ("1,2,3", 1.0), ("no digits here", None), ("\u22125 below", -5.0),
-])
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("The answer is 42.", 42.0),
+        ("-3 degrees", -3.0),
+        ("about 1,234,567.89 people", 1234567.89),
+        ("ratio .5", 0.5),
+        ("6.02e23 atoms", 6.02e23),
+        ("A4 paper costs 3 euros", 3.0),
+        ("v2 has 7", 7.0),
+        ("1,2,3", 1.0),
+        ("no digits here", None),
+        ("\u22125 below", -5.0),
+    ],
+)
 def test_first_number(text, number):
     assert first_number(text) == number
 
@@ -417,8 +450,11 @@ def test_semantic_similarity_scorer(fake_embedder):
     assert far.passed is False and far.reason.startswith("similarity")
     measured = score({"type": "semantic_similarity", "threshold": None}, "the cat", row=row)
     assert measured.passed is None and 0 < measured.score < 1
-    several = score({"type": "semantic_similarity", "expected": ["stock prices", "the cat sat on the mat"]},
-                    "the cat sat on the mat", row={})
+    several = score(
+        {"type": "semantic_similarity", "expected": ["stock prices", "the cat sat on the mat"]},
+        "the cat sat on the mat",
+        row={},
+    )
     assert several.score == pytest.approx(1.0)
 
 

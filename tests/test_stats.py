@@ -29,8 +29,15 @@ def test_flaky_row_shows_spread_and_statistics_use_row_means():
     assert spread["flaky"]["flaky"] is True
     assert (spread["flaky"]["n"], spread["flaky"]["min"], spread["flaky"]["max"]) == (3, 0.0, 1.0)
     assert spread["solid"]["flaky"] is False and spread["solid"]["pass_fraction"] == 1.0
-    assert spread["broken"] == {"n": 0, "errors": 2, "mean": None, "min": None, "max": None,
-                                "pass_fraction": None, "flaky": False}
+    assert spread["broken"] == {
+        "n": 0,
+        "errors": 2,
+        "mean": None,
+        "min": None,
+        "max": None,
+        "pass_fraction": None,
+        "flaky": False,
+    }
 
     # 12 rows, 3 repeats each: A passes everything, B is flaky (1 of 3) on the first 4 rows.
     a = {i: [1, 1, 1] for i in range(12)}
@@ -51,8 +58,9 @@ def test_flaky_row_shows_spread_and_statistics_use_row_means():
 def test_mean_ci_matches_scipy_percentile_bootstrap():
     x = _normal(1, 50, loc=3.0)
     ours = stats.mean_ci(x, n_boot=20000, seed=3)
-    ref = sp.bootstrap((x,), np.mean, method="percentile", n_resamples=20000,
-                       rng=np.random.default_rng(4)).confidence_interval
+    ref = sp.bootstrap(
+        (x,), np.mean, method="percentile", n_resamples=20000, rng=np.random.default_rng(4)
+    ).confidence_interval
     assert ours.mean == pytest.approx(x.mean())
     assert ours.n == 50
     assert ours.low == pytest.approx(ref.low, abs=0.02)
@@ -119,8 +127,9 @@ def test_permutation_p_value_matches_scipy_exact_and_random():
 
     a, b = _normal(12, 40), _normal(13, 40, loc=0.35)
     ours = stats.paired_difference(a, b, n_perm=20000)
-    ref = sp.permutation_test((b, a), statistic, permutation_type="samples", n_resamples=20000,
-                              rng=np.random.default_rng(0))
+    ref = sp.permutation_test(
+        (b, a), statistic, permutation_type="samples", n_resamples=20000, rng=np.random.default_rng(0)
+    )
     assert 0.005 < ref.pvalue < 0.5  # a p-value where Monte Carlo error is visible
     assert ours.p_value == pytest.approx(ref.pvalue, abs=0.015)
 
@@ -198,9 +207,10 @@ def test_compare_variants_pass_uses_mcnemar_and_holm_for_three_variants():
     assert [r.variant for r in results] == ["v2", "v3"]
     same_r, better_r = results
     assert better_r.test == "McNemar exact"
-    assert better_r.p_value == pytest.approx(stats.mcnemar([base[r][0] for r in rows],
-                                                           [better[r][0] for r in rows]).p_value)
-    assert better_r.p_value == pytest.approx(2 * 0.5 ** 15)
+    assert better_r.p_value == pytest.approx(
+        stats.mcnemar([base[r][0] for r in rows], [better[r][0] for r in rows]).p_value
+    )
+    assert better_r.p_value == pytest.approx(2 * 0.5**15)
     # Holm: the smaller p is multiplied by 2, the larger by 1 (and kept monotone).
     assert better_r.p_adjusted == pytest.approx(2 * better_r.p_value)
     assert same_r.p_adjusted == 1.0
@@ -270,10 +280,12 @@ def test_pairwise_outcome_cancels_position_bias():
 
 def _judge(prefers):
     """A fake judge: given (first_content, second_content) returns a position verdict."""
+
     def judge(first, second):
         if prefers == "first":
             return "first"
         return "first" if first == prefers else "second"
+
     return judge
 
 

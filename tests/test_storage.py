@@ -49,5 +49,9 @@ def test_foreign_keys_are_enforced(workbench_home):
 
     with pytest.raises(IntegrityError):
         with db.engine().begin() as conn:
-            conn.execute(text("INSERT INTO prompt_label (prompt_id, label, version_id, updated_at) "
-                              "VALUES (42, 'production', 42, CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text(
+                    "INSERT INTO prompt_label (prompt_id, label, version_id, updated_at) "
+                    "VALUES (42, 'production', 42, CURRENT_TIMESTAMP)"
+                )
+            )

@@ -17,15 +17,18 @@ def test_missing_variable_is_named():
         render("{{ question }} {{ name }}", {"name": "x"})
 
 
-@pytest.mark.parametrize("template", [
-    "{{ question.__class__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ self.__init__.__globals__ }}",
-    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
-    "{{ config.items() }}",
-    "{{ name | upper }}",
-    "{{ 7*7 }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ question.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ self.__init__.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        "{{ config.items() }}",
+        "{{ name | upper }}",
+        "{{ 7*7 }}",
+    ],
+)
 def test_sandbox_refuses_anything_but_names(template):
     with pytest.raises(TemplateError):
         render(template, {"question": "q", "name": "n", "self": object(), "config": {}, "x": 1})
@@ -37,6 +40,7 @@ def test_block_syntax_is_plain_text_not_code():
 
 def test_attribute_access_never_reaches_python_objects():
     """Even a value that is a Python object only contributes its text."""
+
     class Secretive:
         secret = "do-not-leak"
 
@@ -46,8 +50,7 @@ def test_attribute_access_never_reaches_python_objects():
     assert render("{{ obj }}", {"obj": Secretive()}) == "visible"
 
 
-@pytest.mark.parametrize("template,where", [("{{ x", "line 1, column 1"), ("a\nb }}", "line 2"),
-                                            ("{{}}", "line 1")])
+@pytest.mark.parametrize("template,where", [("{{ x", "line 1, column 1"), ("a\nb }}", "line 2"), ("{{}}", "line 1")])
 def test_syntax_errors_name_the_position(template, where):
     with pytest.raises(TemplateError, match=where):
         variables(template)

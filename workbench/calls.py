@@ -6,8 +6,6 @@ hash. Failed calls are recorded but never served from the cache.
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlmodel import select
 
 from storage.db import session
@@ -27,32 +25,51 @@ def cached_output(digest: str) -> LlmCall | None:
 
 def from_cache(spec: ModelSpec, messages: list, hit: LlmCall) -> CallResult:
     return CallResult(
-        model=spec.id, messages=messages, params=dict(spec.params), request_hash=hit.request_hash,
-        output=hit.output, latency_ms=0.0, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens,
-        cost_usd=0.0, cached=True, api_base=spec.api_base,
+        model=spec.id,
+        messages=messages,
+        params=dict(spec.params),
+        request_hash=hit.request_hash,
+        output=hit.output,
+        latency_ms=0.0,
+        input_tokens=hit.input_tokens,
+        output_tokens=hit.output_tokens,
+        cost_usd=0.0,
+        cached=True,
+        api_base=spec.api_base,
     )
 
 
-def call_values(result: CallResult, source: str, prompt_version_id: int | None = None,
-                run_id: int | None = None) -> dict:
+def call_values(
+    result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None
+) -> dict:
     """A ledger row as plain column values (the run engine inserts thousands of these per second,
     where building ORM objects would cost more than the insert)."""
     return {
-        "created_at": utcnow(), "source": source, "model": result.model, "api_base": result.api_base,
-        "request_hash": result.request_hash, "messages": result.messages, "params": result.params,
-        "output": result.output, "latency_ms": result.latency_ms, "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens, "cost_usd": result.cost_usd, "error_type": result.error_type,
-        "error": result.error, "cached": result.cached, "prompt_version_id": prompt_version_id, "run_id": run_id,
+        "created_at": utcnow(),
+        "source": source,
+        "model": result.model,
+        "api_base": result.api_base,
+        "request_hash": result.request_hash,
+        "messages": result.messages,
+        "params": result.params,
+        "output": result.output,
+        "latency_ms": result.latency_ms,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost_usd": result.cost_usd,
+        "error_type": result.error_type,
+        "error": result.error,
+        "cached": result.cached,
+        "prompt_version_id": prompt_version_id,
+        "run_id": run_id,
     }
 
 
-def to_row(result: CallResult, source: str, prompt_version_id: int | None = None,
-           run_id: int | None = None) -> LlmCall:
+def to_row(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> LlmCall:
     return LlmCall(**call_values(result, source, prompt_version_id, run_id))
 
 
-def record(result: CallResult, source: str, prompt_version_id: int | None = None,
-           run_id: int | None = None) -> int:
+def record(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> int:
     with session() as s:
         row = to_row(result, source, prompt_version_id, run_id)
         s.add(row)
@@ -60,8 +77,14 @@ def record(result: CallResult, source: str, prompt_version_id: int | None = None
         return row.id
 
 
-async def acomplete(spec: ModelSpec, messages: list, source: str, prompt_version_id: int | None = None,
-                    use_cache: bool = True, timeout: float = 120.0) -> tuple[CallResult, int]:
+async def acomplete(
+    spec: ModelSpec,
+    messages: list,
+    source: str,
+    prompt_version_id: int | None = None,
+    use_cache: bool = True,
+    timeout: float = 120.0,
+) -> tuple[CallResult, int]:
     """Cache lookup, call with retries, record. Returns the result and its ledger id."""
     if use_cache:
         hit = cached_output(request_hash(spec, messages, dict(spec.params)))

@@ -21,13 +21,26 @@ def cmd_serve(args) -> int:
             print(f"Loaded sample data: {loaded}")
     app = config.REPO_ROOT / "Home.py"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.port", str(args.port), "--server.address", args.address,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
         # Streamlit runs a full gc.collect() after every script run. With torch, transformers and
         # litellm loaded that takes most of a second while holding the GIL, and the live-progress
         # fragments rerun every second: background runs on the embedded model crawled.
-        "--runner.postScriptGC", "false",
+        "--runner.postScriptGC",
+        "false",
     ]
     print(f"Prompt Workbench on http://{args.address}:{args.port}  (data in {config.home()})")
     return subprocess.call(command, env=os.environ.copy())
@@ -49,8 +62,10 @@ def _progress_printer(stream=sys.stderr):
         finished = p["done"] + p["failed"]
         width = 30
         filled = int(width * finished / total)
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{p['total']} done={p['done']} "
-                f"failed={p['failed']} cached={p['cached']} {p['calls_per_s']:.1f} calls/s ${p['cost_usd']:.4f}")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{p['total']} done={p['done']} "
+            f"failed={p['failed']} cached={p['cached']} {p['calls_per_s']:.1f} calls/s ${p['cost_usd']:.4f}"
+        )
         if stream.isatty():
             stream.write("\r" + line + ("\n" if final else ""))
         else:
@@ -84,12 +99,19 @@ def cmd_eval(args) -> int:
                 plan = runs.plan_from_config(config_dict)
                 run_id = runs.create_run(plan)
                 config_thresholds = plan.config.get("thresholds") or {}
-                print(f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
-                      f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)", file=sys.stderr)
+                print(
+                    f"Run {run_id}: {len(plan.prompt_versions)} prompt version(s) x {len(plan.models)} model(s) x "
+                    f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)",
+                    file=sys.stderr,
+                )
             llm.litellm_module()  # imported here, inside the pause, not by the first call
         processes = args.processes or engine.auto_processes(run_id)
-        status = engine.run_sync(run_id, processes=processes, retry_errors=args.retry_errors,
-                                 on_progress=None if args.quiet else _progress_printer())
+        status = engine.run_sync(
+            run_id,
+            processes=processes,
+            retry_errors=args.retry_errors,
+            on_progress=None if args.quiet else _progress_printer(),
+        )
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -133,9 +155,11 @@ def _collector_paused():
 
 def _print_summary(run_id: int, status: str, result: dict) -> None:
     print(f"run {run_id}: {status}")
-    print(f"  items {result['total']}  done {result['done']}  failed {result['failed']}  "
-          f"calls {result['calls']} (cached {result['cached']})  tokens {result['input_tokens']}/"
-          f"{result['output_tokens']}  cost ${result['cost_usd']:.4f}")
+    print(
+        f"  items {result['total']}  done {result['done']}  failed {result['failed']}  "
+        f"calls {result['calls']} (cached {result['cached']})  tokens {result['input_tokens']}/"
+        f"{result['output_tokens']}  cost ${result['cost_usd']:.4f}"
+    )
     if result["pass_rate"] is not None:
         print(f"  pass_rate {result['pass_rate']:.3f}")
     if result["scorers"]:
@@ -176,8 +200,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="write results to .jsonl or .csv")
     evaluate.add_argument("--no-cache", action="store_true", help="call the model even for identical requests")
     evaluate.add_argument("--concurrency", type=int, help="override the config's concurrency")
-    evaluate.add_argument("--processes", type=int,
-                          help="worker processes (default: automatic, more than 1 only for large hosted-model runs)")
+    evaluate.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes (default: automatic, more than 1 only for large hosted-model runs)",
+    )
     evaluate.add_argument("--limit", type=int, help="only the first N dataset rows (a quick smoke test)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)

@@ -22,12 +22,24 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import func, select as sa_select
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import select
 
-from storage.db import engine as db_engine, session
-from storage.tables import (Comparison, Dataset, DatasetRow, DatasetVersion, LlmCall, Prompt, PromptVersion, Run,
-                            RunItem, Score)
+from storage.db import engine as db_engine
+from storage.db import session
+from storage.tables import (
+    Comparison,
+    Dataset,
+    DatasetRow,
+    DatasetVersion,
+    LlmCall,
+    Prompt,
+    PromptVersion,
+    Run,
+    RunItem,
+    Score,
+)
 from workbench import costs, prompts, stats
 from workbench.errors import NotFound, WorkbenchError
 
@@ -109,22 +121,46 @@ def _labels(found: list[Variant]) -> list[str]:
 def variants(run_ids) -> list[Variant]:
     """The (run, prompt version, model) combinations in these runs, in the order the runs were given."""
     ids = _run_ids(run_ids)
-    columns = (RunItem.run_id, RunItem.prompt_version_id, RunItem.model, Prompt.name, PromptVersion.version,
-               PromptVersion.model, Run.dataset_version_id, Dataset.name, DatasetVersion.version)
-    query = (sa_select(*columns, func.count(RunItem.id))
-             .join(PromptVersion, PromptVersion.id == RunItem.prompt_version_id)
-             .join(Prompt, Prompt.id == PromptVersion.prompt_id)
-             .join(Run, Run.id == RunItem.run_id)
-             .join(DatasetVersion, DatasetVersion.id == Run.dataset_version_id, isouter=True)
-             .join(Dataset, Dataset.id == DatasetVersion.dataset_id, isouter=True)
-             .where(RunItem.run_id.in_(ids))
-             .group_by(*columns))
+    columns = (
+        RunItem.run_id,
+        RunItem.prompt_version_id,
+        RunItem.model,
+        Prompt.name,
+        PromptVersion.version,
+        PromptVersion.model,
+        Run.dataset_version_id,
+        Dataset.name,
+        DatasetVersion.version,
+    )
+    query = (
+        sa_select(*columns, func.count(RunItem.id))
+        .join(PromptVersion, PromptVersion.id == RunItem.prompt_version_id)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .join(Run, Run.id == RunItem.run_id)
+        .join(DatasetVersion, DatasetVersion.id == Run.dataset_version_id, isouter=True)
+        .join(Dataset, Dataset.id == DatasetVersion.dataset_id, isouter=True)
+        .where(RunItem.run_id.in_(ids))
+        .group_by(*columns)
+    )
     with db_engine().connect() as conn:
         rows = conn.execute(query).all()
     found = sorted(
-        (Variant(run_id=r[0], prompt_version_id=r[1], model=r[2], prompt=r[3], version=r[4], prompt_model=r[5],
-                 dataset=f"{r[7]}@{r[8]}" if r[7] else "?", dataset_version_id=r[6], items=r[9]) for r in rows),
-        key=lambda v: (ids.index(v.run_id), v.prompt, v.version, v.model))
+        (
+            Variant(
+                run_id=r[0],
+                prompt_version_id=r[1],
+                model=r[2],
+                prompt=r[3],
+                version=r[4],
+                prompt_model=r[5],
+                dataset=f"{r[7]}@{r[8]}" if r[7] else "?",
+                dataset_version_id=r[6],
+                items=r[9],
+            )
+            for r in rows
+        ),
+        key=lambda v: (ids.index(v.run_id), v.prompt, v.version, v.model),
+    )
     return [Variant(**{**asdict(v), "label": label}) for v, label in zip(found, _labels(found))]
 
 
@@ -140,8 +176,9 @@ def pick_variant(found: list[Variant], ref) -> Variant:
         if len(in_run) == 1:
             return in_run[0]
         if len(in_run) > 1:
-            raise WorkbenchError(f"Run {number} holds {len(in_run)} variants; name one: "
-                                 + ", ".join(repr(v.label) for v in in_run))
+            raise WorkbenchError(
+                f"Run {number} holds {len(in_run)} variants; name one: " + ", ".join(repr(v.label) for v in in_run)
+            )
         if not text.startswith("#") and 1 <= number <= len(found):
             return found[number - 1]
     matches = [v for v in found if text.lower() in v.label.lower()]
@@ -159,28 +196,64 @@ def _input_text(data: dict) -> str:
 
 
 def _load_items(ids: list[int], label_of: dict) -> list[dict]:
-    query = (sa_select(RunItem.id, RunItem.run_id, RunItem.prompt_version_id, RunItem.model, RunItem.repeat,
-                    RunItem.status, RunItem.error, DatasetRow.row_key, DatasetRow.data,
-                    DatasetRow.dataset_version_id, LlmCall.model, LlmCall.output, LlmCall.latency_ms,
-                    LlmCall.cost_usd, LlmCall.cached, LlmCall.input_tokens, LlmCall.output_tokens, LlmCall.error)
-             .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
-             .join(LlmCall, LlmCall.id == RunItem.call_id, isouter=True)
-             .where(RunItem.run_id.in_(ids))
-             .order_by(RunItem.run_id, DatasetRow.position, RunItem.repeat, RunItem.id))
+    query = (
+        sa_select(
+            RunItem.id,
+            RunItem.run_id,
+            RunItem.prompt_version_id,
+            RunItem.model,
+            RunItem.repeat,
+            RunItem.status,
+            RunItem.error,
+            DatasetRow.row_key,
+            DatasetRow.data,
+            DatasetRow.dataset_version_id,
+            LlmCall.model,
+            LlmCall.output,
+            LlmCall.latency_ms,
+            LlmCall.cost_usd,
+            LlmCall.cached,
+            LlmCall.input_tokens,
+            LlmCall.output_tokens,
+            LlmCall.error,
+        )
+        .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
+        .join(LlmCall, LlmCall.id == RunItem.call_id, isouter=True)
+        .where(RunItem.run_id.in_(ids))
+        .order_by(RunItem.run_id, DatasetRow.position, RunItem.repeat, RunItem.id)
+    )
     with db_engine().connect() as conn:
         rows = conn.execute(query).all()
-    return [{"item_id": r[0], "variant": label_of[(r[1], r[2], r[3])], "repeat": r[4], "status": r[5],
-             "row_key": r[7], "data": r[8] or {}, "dataset_version_id": r[9], "call_model": r[10],
-             "output": r[11], "latency_ms": r[12], "cost_usd": r[13], "cached": r[14], "input_tokens": r[15],
-             "output_tokens": r[16], "error": r[6] or r[17]} for r in rows]
+    return [
+        {
+            "item_id": r[0],
+            "variant": label_of[(r[1], r[2], r[3])],
+            "repeat": r[4],
+            "status": r[5],
+            "row_key": r[7],
+            "data": r[8] or {},
+            "dataset_version_id": r[9],
+            "call_model": r[10],
+            "output": r[11],
+            "latency_ms": r[12],
+            "cost_usd": r[13],
+            "cached": r[14],
+            "input_tokens": r[15],
+            "output_tokens": r[16],
+            "error": r[6] or r[17],
+        }
+        for r in rows
+    ]
 
 
 def _load_scores(ids: list[int]) -> dict[int, dict]:
     """{item id: {scorer: (value, passed, error)}}; a re-scored item keeps its latest score."""
-    query = (sa_select(Score.run_item_id, Score.scorer_name, Score.value, Score.passed, Score.error)
-             .join(RunItem, RunItem.id == Score.run_item_id)
-             .where(RunItem.run_id.in_(ids))
-             .order_by(Score.id))
+    query = (
+        sa_select(Score.run_item_id, Score.scorer_name, Score.value, Score.passed, Score.error)
+        .join(RunItem, RunItem.id == Score.run_item_id)
+        .where(RunItem.run_id.in_(ids))
+        .order_by(Score.id)
+    )
     out: dict[int, dict] = {}
     with db_engine().connect() as conn:
         for item_id, name, value, passed, error in conn.execute(query):
@@ -222,8 +295,9 @@ def _metrics(scores: dict[int, dict], configs: list[dict]) -> list[Metric]:
         if flags["score"] or not flags["pass"]:
             values = flags["values"]
             unit = bool(values) and min(values) >= 0 and max(values) <= 1
-            metrics.append(Metric(f"{name} score" if both else name, name, "score",
-                                  1.0 if unit else _judge_scale(configs, name)))
+            metrics.append(
+                Metric(f"{name} score" if both else name, name, "score", 1.0 if unit else _judge_scale(configs, name))
+            )
     return metrics
 
 
@@ -247,9 +321,17 @@ def _align(items: list[dict], scores: dict, metrics: list[Metric], baseline: str
     rows: dict[str, dict] = {}
     contents: dict[str, set] = {}
     for item in items:
-        row = rows.setdefault(item["row_key"], {"row_key": item["row_key"], "data": item["data"], "outputs": {},
-                                                "errors": {}, "values": {m.name: {} for m in metrics},
-                                                "from_baseline": False})
+        row = rows.setdefault(
+            item["row_key"],
+            {
+                "row_key": item["row_key"],
+                "data": item["data"],
+                "outputs": {},
+                "errors": {},
+                "values": {m.name: {} for m in metrics},
+                "from_baseline": False,
+            },
+        )
         if item["variant"] == baseline and not row["from_baseline"]:
             row["data"], row["from_baseline"] = item["data"], True
         contents.setdefault(item["row_key"], set()).add(json.dumps(item["data"], sort_keys=True, default=str))
@@ -262,8 +344,15 @@ def _align(items: list[dict], scores: dict, metrics: list[Metric], baseline: str
     for row in rows.values():
         data = row.pop("data")
         row.pop("from_baseline")
-        out.append({"row_key": row["row_key"], "input": _input_text(data), "expected": data.get("expected"),
-                    "data": data, **row})
+        out.append(
+            {
+                "row_key": row["row_key"],
+                "input": _input_text(data),
+                "expected": data.get("expected"),
+                "data": data,
+                **row,
+            }
+        )
     return out, sum(len(c) > 1 for c in contents.values())
 
 
@@ -272,50 +361,66 @@ def load(run_ids, baseline=None) -> Result:
     ids = _run_ids(run_ids)
     found = variants(ids)
     if len(found) < 2:
-        raise WorkbenchError("A comparison needs at least two variants: pick two runs, or one run with several "
-                             "prompt versions or models.")
+        raise WorkbenchError(
+            "A comparison needs at least two variants: pick two runs, or one run with several "
+            "prompt versions or models."
+        )
     base = pick_variant(found, baseline) if baseline not in (None, "") else found[0]
     label_of = {(v.run_id, v.prompt_version_id, v.model): v.label for v in found}
     with session() as s:
-        configs = [c for config in s.exec(select(Run.config).where(Run.id.in_(ids))).all()
-                   for c in (config.get("scorers") or [])]
+        configs = [
+            c
+            for config in s.exec(select(Run.config).where(Run.id.in_(ids))).all()
+            for c in (config.get("scorers") or [])
+        ]
     items = _load_items(ids, label_of)
     scores = _load_scores(ids)
     metrics = _metrics(scores, configs)
     rows, changed = _align(items, scores, metrics, base.label)
     notes = _notes(found, items, rows, changed, metrics)
-    return Result(run_ids=ids, variants=found, baseline=base.label, metrics=metrics, rows=rows, items=items,
-                  notes=notes)
+    return Result(
+        run_ids=ids, variants=found, baseline=base.label, metrics=metrics, rows=rows, items=items, notes=notes
+    )
 
 
-def _notes(found: list[Variant], items: list[dict], rows: list[dict], changed: int,
-           metrics: list[Metric]) -> list[str]:
+def _notes(found: list[Variant], items: list[dict], rows: list[dict], changed: int, metrics: list[Metric]) -> list[str]:
     """Reasons to read the numbers with care, found before any statistics are computed."""
     notes = []
     names = {v.dataset.rpartition("@")[0] for v in found}
     versions = sorted({v.dataset for v in found})
     if len(names) > 1:
-        notes.append(f"The runs used different datasets ({', '.join(versions)}): only rows with the same row key "
-                     f"pair up, and those may not be the same question.")
+        notes.append(
+            f"The runs used different datasets ({', '.join(versions)}): only rows with the same row key "
+            f"pair up, and those may not be the same question."
+        )
     elif len(versions) > 1:
-        notes.append(f"The runs used different dataset versions ({', '.join(versions)}); rows are aligned by row "
-                     f"key anyway." + (f" {changed} row{'s' if changed != 1 else ''} changed content between "
-                                       f"versions." if changed else ""))
+        notes.append(
+            f"The runs used different dataset versions ({', '.join(versions)}); rows are aligned by row "
+            f"key anyway."
+            + (f" {changed} row{'s' if changed != 1 else ''} changed content between versions." if changed else "")
+        )
     partial = sum(1 for row in rows if len(row["outputs"]) < len(found))
     if partial:
-        notes.append(f"{partial} of {len(rows)} rows are missing from some variants; they count as dropped in "
-                     f"the paired statistics.")
+        notes.append(
+            f"{partial} of {len(rows)} rows are missing from some variants; they count as dropped in "
+            f"the paired statistics."
+        )
     for v in found:
         pending = sum(1 for i in items if i["variant"] == v.label and i["status"] == "pending")
         if pending:
             notes.append(f"{v.label}: {pending} of {v.items} items are not finished yet; comparing what is done.")
     repeats = {v.label: max((len(r["outputs"].get(v.label, [])) for r in rows), default=0) for v in found}
     if len(set(repeats.values())) > 1:
-        notes.append("The variants ran different numbers of repeats (" +
-                     ", ".join(f"{k}: {n}" for k, n in repeats.items()) + "); statistics use per-row means.")
+        notes.append(
+            "The variants ran different numbers of repeats ("
+            + ", ".join(f"{k}: {n}" for k, n in repeats.items())
+            + "); statistics use per-row means."
+        )
     if not metrics:
-        notes.append("No scores were recorded for these runs: add scorers on the Runs page (re-score) to compare "
-                     "quality; cost and latency are still compared.")
+        notes.append(
+            "No scores were recorded for these runs: add scorers on the Runs page (re-score) to compare "
+            "quality; cost and latency are still compared."
+        )
     return notes
 
 
@@ -324,8 +429,14 @@ def _notes(found: list[Variant], items: list[dict], rows: list[dict], changed: i
 
 def values_of(result: Result, metric: Metric) -> dict[str, dict[str, list]]:
     """{variant: {row_key: [values of its repeats]}}, the shape stats.compare_variants takes."""
-    return {v.label: {row["row_key"]: row["values"][metric.name][v.label] for row in result.rows
-                      if v.label in row["values"][metric.name]} for v in result.variants}
+    return {
+        v.label: {
+            row["row_key"]: row["values"][metric.name][v.label]
+            for row in result.rows
+            if v.label in row["values"][metric.name]
+        }
+        for v in result.variants
+    }
 
 
 def _variant_interval(metric: Metric, by_row: dict, seed: int) -> dict:
@@ -356,13 +467,19 @@ def _metric_summary(result: Result, metric: Metric, alpha: float, seed: int) -> 
         entry["warnings"] = stats.warnings_for(paired, alpha, scale=metric.scale)
         entry["direction"] = _direction(entry, alpha)
         comparisons.append(entry)
-    summary = {"metric": metric.name, "scorer": metric.scorer, "kind": metric.kind, "scale": metric.scale,
-               "variants": {label: _variant_interval(metric, by_row, seed) for label, by_row in values.items()},
-               "comparisons": comparisons,
-               "multiple_comparisons": stats.multiple_comparisons_note(compared, alpha)}
+    summary = {
+        "metric": metric.name,
+        "scorer": metric.scorer,
+        "kind": metric.kind,
+        "scale": metric.scale,
+        "variants": {label: _variant_interval(metric, by_row, seed) for label, by_row in values.items()},
+        "comparisons": comparisons,
+        "multiple_comparisons": stats.multiple_comparisons_note(compared, alpha),
+    }
     if metric.kind == "pass" and max((len(v) for by_row in values.values() for v in by_row.values()), default=1) > 1:
-        summary["flaky_rows"] = {label: sum(s["flaky"] for s in stats.row_spread(by_row).values())
-                                 for label, by_row in values.items()}
+        summary["flaky_rows"] = {
+            label: sum(s["flaky"] for s in stats.row_spread(by_row).values()) for label, by_row in values.items()
+        }
     return summary
 
 
@@ -380,18 +497,27 @@ def cost_latency(result: Result) -> list[dict]:
         errors = sum(1 for i in finished if i["status"] != "done")
         latency = stats.summary_stats([i["latency_ms"] for i in finished if i["status"] == "done" and not i["cached"]])
         cost = stats.summary_stats([_call_cost(i) for i in finished if i["call_model"] is not None])
-        tokens = stats.summary_stats([(i["input_tokens"] or 0) + (i["output_tokens"] or 0)
-                                      for i in finished if i["status"] == "done"])
-        out.append({
-            "variant": v.label, "items": len(mine), "finished": len(finished), "errors": errors,
-            "error_rate": errors / len(finished) if finished else None,
-            "cached": sum(1 for i in finished if i["cached"]),
-            "latency_mean_ms": latency["mean"], "latency_p50_ms": latency["p50"], "latency_p95_ms": latency["p95"],
-            "cost_mean_usd": cost["mean"],
-            "cost_per_1k_rows_usd": None if cost["mean"] is None else cost["mean"] * 1000,
-            "cost_total_usd": None if cost["mean"] is None else cost["mean"] * cost["n"],
-            "unpriced": cost["missing"], "tokens_mean": tokens["mean"],
-        })
+        tokens = stats.summary_stats(
+            [(i["input_tokens"] or 0) + (i["output_tokens"] or 0) for i in finished if i["status"] == "done"]
+        )
+        out.append(
+            {
+                "variant": v.label,
+                "items": len(mine),
+                "finished": len(finished),
+                "errors": errors,
+                "error_rate": errors / len(finished) if finished else None,
+                "cached": sum(1 for i in finished if i["cached"]),
+                "latency_mean_ms": latency["mean"],
+                "latency_p50_ms": latency["p50"],
+                "latency_p95_ms": latency["p95"],
+                "cost_mean_usd": cost["mean"],
+                "cost_per_1k_rows_usd": None if cost["mean"] is None else cost["mean"] * 1000,
+                "cost_total_usd": None if cost["mean"] is None else cost["mean"] * cost["n"],
+                "unpriced": cost["missing"],
+                "tokens_mean": tokens["mean"],
+            }
+        )
     return out
 
 
@@ -405,8 +531,13 @@ def summarize(result: Result, alpha: float = ALPHA, seed: int = 0) -> dict:
     """The whole comparison as plain JSON-able values: what is saved, printed and reported."""
     repeats = max((len(outs) for row in result.rows for outs in row["outputs"].values()), default=1)
     return {
-        "run_ids": result.run_ids, "baseline": result.baseline, "alpha": alpha, "seed": seed,
-        "variants": [asdict(v) for v in result.variants], "rows": len(result.rows), "repeats": repeats,
+        "run_ids": result.run_ids,
+        "baseline": result.baseline,
+        "alpha": alpha,
+        "seed": seed,
+        "variants": [asdict(v) for v in result.variants],
+        "rows": len(result.rows),
+        "repeats": repeats,
         "notes": list(result.notes),
         "metrics": [_metric_summary(result, m, alpha, seed) for m in result.metrics],
         "costs": cost_latency(result),
@@ -468,15 +599,21 @@ def sample_size_advice(entry: dict, min_diff: float, alpha: float = ALPHA, power
             if not 0 <= p_a + diff <= 1:
                 return {"rows": None, "message": f"A pass rate of {p_a:.0%} cannot move by {shown}."}
             rows = stats.required_sample_size_proportions(p_a, diff, alpha, power)
-            return {"rows": rows, "message": f"The variants never differed on a row, so there is no observed "
-                                             f"spread; assuming independent outcomes (conservative), about {rows} "
-                                             f"rows would detect {shown} with {power:.0%} power. This comparison "
-                                             f"has {n}."}
+            return {
+                "rows": rows,
+                "message": f"The variants never differed on a row, so there is no observed "
+                f"spread; assuming independent outcomes (conservative), about {rows} "
+                f"rows would detect {shown} with {power:.0%} power. This comparison "
+                f"has {n}.",
+            }
         return {"rows": None, "message": "The variants never differed on a row: there is no spread to plan from."}
     rows = stats.required_sample_size(sd, min_diff, alpha, power)
-    return {"rows": rows, "message": f"About {rows} paired rows would detect a difference of {shown} with "
-                                     f"{power:.0%} power at alpha {alpha:g} (observed sd of row differences "
-                                     f"{sd:.3g}). This comparison has {n}."}
+    return {
+        "rows": rows,
+        "message": f"About {rows} paired rows would detect a difference of {shown} with "
+        f"{power:.0%} power at alpha {alpha:g} (observed sd of row differences "
+        f"{sd:.3g}). This comparison has {n}.",
+    }
 
 
 # ---------------------------------------------------------------- rows side by side
@@ -527,8 +664,15 @@ def _disagreement(row: dict, metrics: list[Metric], labels: list[str]) -> tuple[
     return spread, text
 
 
-def row_view(result: Result, order: str = "row", lost: str | None = None, metric: str | None = None,
-             offset: int = 0, limit: int | None = None, diffs: bool = True) -> dict:
+def row_view(
+    result: Result,
+    order: str = "row",
+    lost: str | None = None,
+    metric: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    diffs: bool = True,
+) -> dict:
     """Rows side by side: input, expected, each variant's output (word diff against the baseline) and scores.
 
     order="disagreement" puts rows where the variants' scores (then outputs) differ most
@@ -554,7 +698,7 @@ def row_view(result: Result, order: str = "row", lost: str | None = None, metric
     if order == "disagreement":
         rows = sorted(rows, key=lambda row: _disagreement(row, result.metrics, labels), reverse=True)
     total = len(rows)
-    rows = rows[offset:None if limit is None else offset + limit]
+    rows = rows[offset : None if limit is None else offset + limit]
     out = []
     for row in rows:
         base_output = _first(row["outputs"].get(result.baseline, []))
@@ -562,19 +706,35 @@ def row_view(result: Result, order: str = "row", lost: str | None = None, metric
         for label in labels:
             outputs = row["outputs"].get(label, [])
             output = _first(outputs)
-            entry = {"output": output, "outputs": outputs, "error": _first(row["errors"].get(label, [])),
-                     "scores": {m.name: _mean(row["values"][m.name].get(label, [])) for m in result.metrics},
-                     "spread": {}}
+            entry = {
+                "output": output,
+                "outputs": outputs,
+                "error": _first(row["errors"].get(label, [])),
+                "scores": {m.name: _mean(row["values"][m.name].get(label, [])) for m in result.metrics},
+                "spread": {},
+            }
             if len(outputs) > 1:
-                entry["spread"] = {m.name: stats.row_spread({0: row["values"][m.name].get(label, [])})[0]
-                                   for m in result.metrics if m.kind == "pass"}
+                entry["spread"] = {
+                    m.name: stats.row_spread({0: row["values"][m.name].get(label, [])})[0]
+                    for m in result.metrics
+                    if m.kind == "pass"
+                }
             if diffs:
-                entry["html"] = (f'<div style="white-space:pre-wrap">{html.escape(output or "")}</div>'
-                                 if label == result.baseline else word_diff_html(base_output, output))
+                entry["html"] = (
+                    f'<div style="white-space:pre-wrap">{html.escape(output or "")}</div>'
+                    if label == result.baseline
+                    else word_diff_html(base_output, output)
+                )
             shown[label] = entry
-        out.append({"row_key": row["row_key"], "input": row["input"], "expected": row["expected"],
-                    "variants": shown, "flaky": any(s.get("flaky") for e in shown.values()
-                                                    for s in e["spread"].values())})
+        out.append(
+            {
+                "row_key": row["row_key"],
+                "input": row["input"],
+                "expected": row["expected"],
+                "variants": shown,
+                "flaky": any(s.get("flaky") for e in shown.values() for s in e["spread"].values()),
+            }
+        )
     return {"total": total, "rows": out}
 
 
@@ -587,9 +747,11 @@ def flaky_rows(result: Result) -> list[dict]:
         record = {"row_key": row["row_key"], "input": row["input"]}
         for label, entry in row["variants"].items():
             for name, spread in entry["spread"].items():
-                record[f"{label} · {name}"] = (f"{spread['pass_fraction']:.0%} of {spread['n']}"
-                                               + (" (flaky)" if spread["flaky"] else "")
-                                               if spread["n"] else "errors only")
+                record[f"{label} · {name}"] = (
+                    f"{spread['pass_fraction']:.0%} of {spread['n']}" + (" (flaky)" if spread["flaky"] else "")
+                    if spread["n"]
+                    else "errors only"
+                )
         out.append(record)
     return out
 
@@ -616,8 +778,9 @@ Judge only the content, not the order the answers are shown in or their length. 
 
 
 def pairwise_messages(input_text: str, expected, first: str, second: str) -> list[dict]:
-    content = PAIRWISE_TEMPLATE.format(input=input_text, expected="" if expected is None else expected,
-                                       first=first, second=second)
+    content = PAIRWISE_TEMPLATE.format(
+        input=input_text, expected="" if expected is None else expected, first=first, second=second
+    )
     return [{"role": "user", "content": content}]
 
 
@@ -629,8 +792,9 @@ def _judge_spec(judge):
     return spec
 
 
-async def apairwise_judge(result: Result, a: str, b: str, judge, concurrency: int = 4, limit: int | None = None,
-                          use_cache: bool = True) -> dict:
+async def apairwise_judge(
+    result: Result, a: str, b: str, judge, concurrency: int = 4, limit: int | None = None, use_cache: bool = True
+) -> dict:
     """Ask `judge` which of A's and B's outputs is better on each row, in both orders.
 
     Position bias is the pairwise judge's best-known flaw, so every row is asked twice,
@@ -664,32 +828,53 @@ async def apairwise_judge(result: Result, a: str, b: str, judge, concurrency: in
         except JudgeParseError as exc:
             return None, f"unparseable judge reply: {exc}", reply, call_id
 
-    asked = await asyncio.gather(*[ask(row, x, y) for row, out_a, out_b in pairs
-                                   for x, y in ((out_a, out_b), (out_b, out_a))])
+    asked = await asyncio.gather(
+        *[ask(row, x, y) for row, out_a, out_b in pairs for x, y in ((out_a, out_b), (out_b, out_a))]
+    )
     rows, outcomes, spent = [], [], 0.0
     for index, (row, _, _) in enumerate(pairs):
-        (ab, error_ab, reply_ab, id_ab), (ba, error_ba, reply_ba, id_ba) = asked[2 * index:2 * index + 2]
+        (ab, error_ab, reply_ab, id_ab), (ba, error_ba, reply_ba, id_ba) = asked[2 * index : 2 * index + 2]
         outcome = stats.pairwise_outcome(ab, ba)
         outcomes.append(outcome)
         spent += (reply_ab.cost_usd or 0.0) + (reply_ba.cost_usd or 0.0)
-        rows.append({"row_key": row["row_key"], "a_first": ab, "b_first": ba, "outcome": outcome,
-                     "error": error_ab or error_ba, "call_ids": [id_ab, id_ba]})
+        rows.append(
+            {
+                "row_key": row["row_key"],
+                "a_first": ab,
+                "b_first": ba,
+                "outcome": outcome,
+                "error": error_ab or error_ba,
+                "call_ids": [id_ab, id_ba],
+            }
+        )
     rate = stats.pairwise_win_rate(outcomes)
-    return {"a": a, "b": b, "judge": spec.label, "rows": rows, "win_rate": rate.win_rate, "ci_low": rate.ci_low,
-            "ci_high": rate.ci_high, "counts": rate.counts, "skipped": skipped, "cost_usd": spent,
-            "verdict": pairwise_verdict(a, b, spec.label, rate)}
+    return {
+        "a": a,
+        "b": b,
+        "judge": spec.label,
+        "rows": rows,
+        "win_rate": rate.win_rate,
+        "ci_low": rate.ci_low,
+        "ci_high": rate.ci_high,
+        "counts": rate.counts,
+        "skipped": skipped,
+        "cost_usd": spent,
+        "verdict": pairwise_verdict(a, b, spec.label, rate),
+    }
 
 
-def pairwise_judge(result: Result, a: str, b: str, judge, concurrency: int = 4, limit: int | None = None,
-                   use_cache: bool = True) -> dict:
+def pairwise_judge(
+    result: Result, a: str, b: str, judge, concurrency: int = 4, limit: int | None = None, use_cache: bool = True
+) -> dict:
     """Synchronous `apairwise_judge` for pages and scripts, where no event loop is running."""
     return asyncio.run(apairwise_judge(result, a, b, judge, concurrency, limit, use_cache))
 
 
 def pairwise_verdict(a: str, b: str, judge: str, rate: stats.WinRate) -> str:
     c = rate.counts
-    tally = (f"{c['B']} {b}, {c['A']} {a}, {c['tie']} ties" +
-             (f", {c['missing']} without a verdict" if c["missing"] else ""))
+    tally = f"{c['B']} {b}, {c['A']} {a}, {c['tie']} ties" + (
+        f", {c['missing']} without a verdict" if c["missing"] else ""
+    )
     if rate.win_rate is None:
         return f"the pairwise judge {judge} gave no usable verdicts for {b} against {a} ({tally})"
     detail = f"{b} win rate {rate.win_rate:.0%}, 95% CI {rate.ci_low:.0%} to {rate.ci_high:.0%}; {tally}"
@@ -705,8 +890,10 @@ def pairwise_verdict(a: str, b: str, judge: str, rate: stats.WinRate) -> str:
 
 def save(result: Result, name: str = "", pairwise: list[dict] | None = None) -> int:
     """Store runs, baseline and summary (with any pairwise results) as a `comparison`; returns its id."""
-    summary = {**result.summary, "pairwise": list(pairwise if pairwise is not None else
-                                                  result.summary.get("pairwise", []))}
+    summary = {
+        **result.summary,
+        "pairwise": list(pairwise if pairwise is not None else result.summary.get("pairwise", [])),
+    }
     name = name.strip() or " vs ".join(v.label for v in result.variants)
     with session() as s:
         row = Comparison(name=name, run_ids=result.run_ids, baseline=result.baseline, summary=summary)
@@ -726,8 +913,16 @@ def get_saved(comparison_id: int) -> Comparison:
 def list_saved(limit: int = 50) -> list[dict]:
     with session() as s:
         rows = s.exec(select(Comparison).order_by(Comparison.id.desc()).limit(limit)).all()
-    return [{"id": r.id, "name": r.name, "runs": ", ".join(map(str, r.run_ids)), "baseline": r.baseline,
-             "created": r.created_at} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "runs": ", ".join(map(str, r.run_ids)),
+            "baseline": r.baseline,
+            "created": r.created_at,
+        }
+        for r in rows
+    ]
 
 
 def promotion_notes(summary: dict, label: str) -> list[str]:
@@ -750,8 +945,10 @@ def promotion_notes(summary: dict, label: str) -> list[str]:
         elif not any(d == "better" for _, d in found.get(label, [])):
             notes.append(f"No scorer shows {label} detectably better than the baseline.")
     if variant["model"] != variant["prompt_model"]:
-        notes.append(f"This variant ran {variant['prompt']}@{variant['version']} with {variant['model']}, but that "
-                     f"version names {variant['prompt_model']}: promoting it does not change the model.")
+        notes.append(
+            f"This variant ran {variant['prompt']}@{variant['version']} with {variant['model']}, but that "
+            f"version names {variant['prompt_model']}: promoting it does not change the model."
+        )
     current = prompts.labels_of(variant["prompt"]).get(PROMOTE_LABEL)
     if current == variant["version"]:
         notes.append(f"{variant['prompt']}@{variant['version']} is already {PROMOTE_LABEL}.")
@@ -765,10 +962,16 @@ def promote(comparison_id: int, label: str, author: str | None = None) -> dict:
     if variant is None:
         raise WorkbenchError(f"Comparison {comparison_id} has no variant {label!r}.")
     previous = prompts.labels_of(variant["prompt"]).get(PROMOTE_LABEL)
-    prompts.set_label(variant["prompt"], PROMOTE_LABEL, variant["version"], evidence=f"comparison {comparison_id}",
-                      author=author)
-    return {"prompt": variant["prompt"], "version": variant["version"], "previous": previous,
-            "label": PROMOTE_LABEL, "comparison_id": comparison_id}
+    prompts.set_label(
+        variant["prompt"], PROMOTE_LABEL, variant["version"], evidence=f"comparison {comparison_id}", author=author
+    )
+    return {
+        "prompt": variant["prompt"],
+        "version": variant["version"],
+        "previous": previous,
+        "label": PROMOTE_LABEL,
+        "comparison_id": comparison_id,
+    }
 
 
 # ---------------------------------------------------------------- command line
@@ -777,10 +980,18 @@ def promote(comparison_id: int, label: str, author: str | None = None) -> dict:
 def add_cli(subparsers) -> None:
     """Register `workbench compare RUN_A RUN_B [RUN_C ...] [--baseline ...] [--json]`."""
     parser = subparsers.add_parser("compare", help="compare runs' prompt versions and models with paired statistics")
-    parser.add_argument("runs", nargs="+", type=int, metavar="RUN",
-                        help="run ids (one run with several prompt versions or models is enough)")
-    parser.add_argument("--baseline", help="baseline variant: its label, its position (1, 2, ...) or a run id "
-                                           "holding one variant (default: the first)")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        type=int,
+        metavar="RUN",
+        help="run ids (one run with several prompt versions or models is enough)",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="baseline variant: its label, its position (1, 2, ...) or a run id "
+        "holding one variant (default: the first)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--alpha", type=float, default=ALPHA, help="significance level (default 0.05)")
     parser.add_argument("--save", metavar="NAME", help="store the comparison under this name")

@@ -105,7 +105,8 @@ def set_price(model: str, input_per_million: float, output_per_million: float) -
         raise WorkbenchError("Prices cannot be negative.")
     with session() as s:
         row = s.exec(select(ModelPrice).where(ModelPrice.model == model)).first() or ModelPrice(
-            model=model, input_per_million=0, output_per_million=0)
+            model=model, input_per_million=0, output_per_million=0
+        )
         row.input_per_million, row.output_per_million, row.updated_at = prices[0], prices[1], utcnow()
         s.add(row)
     _forget()
@@ -117,8 +118,15 @@ def list_prices() -> list[dict]:
 
     with session() as s:
         rows = s.exec(select(ModelPrice).order_by(ModelPrice.model)).all()
-    return [{"model": r.model, "input_per_million": r.input_per_million, "output_per_million": r.output_per_million,
-             "updated_at": r.updated_at} for r in rows]
+    return [
+        {
+            "model": r.model,
+            "input_per_million": r.input_per_million,
+            "output_per_million": r.output_per_million,
+            "updated_at": r.updated_at,
+        }
+        for r in rows
+    ]
 
 
 def delete_price(model: str) -> bool:
@@ -152,8 +160,17 @@ def recompute_costs(model: str | None = None) -> int:
         tokens = func.coalesce(LlmCall.input_tokens, 0), func.coalesce(LlmCall.output_tokens, 0)
         cost = (tokens[0] * price[0] + tokens[1] * price[1]) / 1_000_000 if price else None
         with engine().begin() as conn:
-            updated += conn.execute(update(LlmCall).where(and_(
-                LlmCall.model == name, LlmCall.cached.is_(False), LlmCall.error_type.is_(None),
-                or_(LlmCall.input_tokens.is_not(None), LlmCall.output_tokens.is_not(None)))).values(cost_usd=cost)).rowcount
+            updated += conn.execute(
+                update(LlmCall)
+                .where(
+                    and_(
+                        LlmCall.model == name,
+                        LlmCall.cached.is_(False),
+                        LlmCall.error_type.is_(None),
+                        or_(LlmCall.input_tokens.is_not(None), LlmCall.output_tokens.is_not(None)),
+                    )
+                )
+                .values(cost_usd=cost)
+            ).rowcount
             dashboard_queries.rebuild_model(conn, name)
     return updated

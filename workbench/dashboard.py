@@ -13,7 +13,7 @@ import calendar
 import io
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -29,7 +29,7 @@ MONTHLY_AFTER_DAYS = 92  # spend over time by month beyond this range
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Filters:
     run_id: int | None = None
 
     @classmethod
-    def last(cls, days: int = 30, today: date | None = None, **kw) -> "Filters":
+    def last(cls, days: int = 30, today: date | None = None, **kw) -> Filters:
         today = today or utc_today()
         return cls(start=today - timedelta(days=days - 1), end=today, **kw)
 
@@ -53,7 +53,7 @@ class Filters:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
-    def previous(self) -> "Filters":
+    def previous(self) -> Filters:
         """The period of equal length just before, with the same other filters."""
         return replace(self, start=self.start - timedelta(days=self.days), end=self.start - timedelta(days=1))
 
@@ -65,9 +65,17 @@ def _scope(conn, filters: Filters, upto: int) -> q.Scope:
     if unknown:
         raise WorkbenchError(f"Unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}.")
     versions = q.version_ids(conn, filters.prompt, filters.version) if filters.prompt else None
-    return q.rollups_for(q.Scope(first_day=filters.start.isoformat(), last_day=filters.end.isoformat(), upto=upto,
-                                 models=tuple(filters.models), sources=tuple(filters.sources), version_ids=versions,
-                                 run_id=filters.run_id))
+    return q.rollups_for(
+        q.Scope(
+            first_day=filters.start.isoformat(),
+            last_day=filters.end.isoformat(),
+            upto=upto,
+            models=tuple(filters.models),
+            sources=tuple(filters.sources),
+            version_ids=versions,
+            run_id=filters.run_id,
+        )
+    )
 
 
 @contextmanager
@@ -95,9 +103,15 @@ def reading(filters: Filters, previous: bool = True):
 # --- headline figures ---------------------------------------------------------------------------
 
 HEADLINE = (  # key, label, unit (usd | count | ms | rate)
-    ("calls", "Calls", "count"), ("spend", "Spend", "usd"), ("cost_per_call", "Mean cost / call", "usd"),
-    ("cost_per_1k_rows", "Eval cost / 1 000 rows", "usd"), ("p50", "p50 latency", "ms"), ("p95", "p95 latency", "ms"),
-    ("p99", "p99 latency", "ms"), ("error_rate", "Error rate", "rate"), ("cache_rate", "Cache hit rate", "rate"),
+    ("calls", "Calls", "count"),
+    ("spend", "Spend", "usd"),
+    ("cost_per_call", "Mean cost / call", "usd"),
+    ("cost_per_1k_rows", "Eval cost / 1 000 rows", "usd"),
+    ("p50", "p50 latency", "ms"),
+    ("p95", "p95 latency", "ms"),
+    ("p99", "p99 latency", "ms"),
+    ("error_rate", "Error rate", "rate"),
+    ("cache_rate", "Cache hit rate", "rate"),
     ("guard_rate", "Guardrail trigger rate", "rate"),
 )
 
@@ -108,11 +122,15 @@ def _ratio(a, b):
 
 def _figures(totals: dict, latency: dict) -> dict:
     return {
-        "calls": totals["calls"], "spend": totals["cost_usd"],
+        "calls": totals["calls"],
+        "spend": totals["cost_usd"],
         "cost_per_call": _ratio(totals["cost_usd"], totals["priced"]),
         "cost_per_1k_rows": _ratio(1000 * totals["eval_cost_usd"], totals["items_finished"]),
-        "p50": latency[0.5], "p95": latency[0.95], "p99": latency[0.99],
-        "error_rate": _ratio(totals["errors"], totals["calls"]), "cache_rate": _ratio(totals["cached"], totals["calls"]),
+        "p50": latency[0.5],
+        "p95": latency[0.95],
+        "p99": latency[0.99],
+        "error_rate": _ratio(totals["errors"], totals["calls"]),
+        "cache_rate": _ratio(totals["cached"], totals["calls"]),
         "guard_rate": _ratio(totals["guard_triggered"], totals["guard_checked"]),
     }
 
@@ -130,12 +148,21 @@ def headline(conn, scope: q.Scope, previous: q.Scope) -> dict:
     now, before = q.totals(conn, scope, previous)
     latency_now, latency_before = q.exact_percentiles(conn, scope, previous)
     cur, old = _figures(now, latency_now), _figures(before, latency_before)
-    out = {key: {"label": label, "unit": unit, "value": cur[key], "previous": old[key],
-                 "change": change(cur[key], old[key], unit)} for key, label, unit in HEADLINE}
+    out = {
+        key: {
+            "label": label,
+            "unit": unit,
+            "value": cur[key],
+            "previous": old[key],
+            "change": change(cur[key], old[key], unit),
+        }
+        for key, label, unit in HEADLINE
+    }
     return {"figures": out, "totals": now, "previous_totals": before}
 
 
 # --- the whole page -----------------------------------------------------------------------------
+
 
 @dataclass
 class Dashboard:
@@ -165,17 +192,24 @@ def view(filters: Filters) -> Dashboard:
         by_model = {}
         for row in boxes:
             by_model.setdefault(row["model"], {"model": row["model"], "calls": int(row["total"])})[
-                f"p{round(row['q'] * 100)}"] = row["value"]
+                f"p{round(row['q'] * 100)}"
+            ] = row["value"]
         days = q.latency_quantile_by_day(conn, scope, 0.95)
         return Dashboard(
-            filters=filters, figures=top["figures"], totals=top["totals"],
+            filters=filters,
+            figures=top["figures"],
+            totals=top["totals"],
             spend=_frame(spend, ["period", "model", "cost_usd", "calls"]),
-            tokens=_frame(q.tokens_by_model(conn, scope),
-                          ["model", "input_tokens", "output_tokens", "calls", "priced", "cost_usd"]),
+            tokens=_frame(
+                q.tokens_by_model(conn, scope),
+                ["model", "input_tokens", "output_tokens", "calls", "priced", "cost_usd"],
+            ),
             versions=_version_frame(q.cost_by_version(conn, scope)),
             latency_models=_frame(list(by_model.values()), ["model", "calls", "p5", "p25", "p50", "p75", "p95"]),
-            latency_days=_frame([{"day": r["day"], "model": r["model"], "p95_ms": r["value"], "calls": int(r["total"])}
-                                 for r in days], ["day", "model", "p95_ms", "calls"]),
+            latency_days=_frame(
+                [{"day": r["day"], "model": r["model"], "p95_ms": r["value"], "calls": int(r["total"])} for r in days],
+                ["day", "model", "p95_ms", "calls"],
+            ),
             quality=_quality_frame(q.run_quality(conn, scope)),
             errors=_frame(q.errors_by_type(conn, scope), ["error_type", "model", "calls"]),
             models=q.known_models(conn),
@@ -185,13 +219,15 @@ def view(filters: Filters) -> Dashboard:
 def _version_frame(rows: list[dict]) -> pd.DataFrame:
     for row in rows:
         row["prompt_version"] = f"{row['prompt']} v{row['version']}" if row["prompt"] else "(no version)"
-    return _frame(rows, ["prompt_version", "prompt_version_id", "prompt", "version", "model", "calls", "priced",
-                         "cost_usd"])
+    return _frame(
+        rows, ["prompt_version", "prompt_version_id", "prompt", "version", "model", "calls", "priced", "cost_usd"]
+    )
 
 
 def _quality_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = _frame(rows, ["run_id", "run", "prompt_version_id", "prompt", "version", "scorer", "n",
-                          "mean", "pass_rate", "errors"])
+    frame = _frame(
+        rows, ["run_id", "run", "prompt_version_id", "prompt", "version", "scorer", "n", "mean", "pass_rate", "errors"]
+    )
     frame.insert(0, "prompt_version", [f"{p} v{v}" for p, v in zip(frame["prompt"], frame["version"])])
     # What a quality chart plots: the pass rate where the scorer gives verdicts, else its mean score.
     frame["metric"] = ["pass rate" if pd.notna(rate) else "mean" for rate in frame["pass_rate"]]
@@ -199,8 +235,14 @@ def _quality_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def calls_table(filters: Filters, page: int = 1, page_size: int = 50, day: date | None = None,
-                model: str | None = None, error_type: str | None = None) -> tuple[pd.DataFrame, int]:
+def calls_table(
+    filters: Filters,
+    page: int = 1,
+    page_size: int = 50,
+    day: date | None = None,
+    model: str | None = None,
+    error_type: str | None = None,
+) -> tuple[pd.DataFrame, int]:
     """One page (1-based) of the calls behind the filters, optionally one day / model / error type."""
     if day is not None:
         filters = replace(filters, start=day, end=day)
@@ -213,8 +255,12 @@ def filter_options() -> dict:
     """What the filters offer: models seen in the ledger, sources, prompts with versions, recent runs."""
     q.refresh(engine())
     with engine().connect() as conn:
-        return {"models": q.known_models(conn), "sources": list(SOURCES), "prompts": q.prompt_choices(conn),
-                "runs": q.run_choices(conn)}
+        return {
+            "models": q.known_models(conn),
+            "sources": list(SOURCES),
+            "prompts": q.prompt_choices(conn),
+            "runs": q.run_choices(conn),
+        }
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
@@ -225,6 +271,7 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 
 # --- budget -------------------------------------------------------------------------------------
+
 
 def get_budget() -> dict | None:
     with session() as s:
@@ -252,7 +299,7 @@ def budget_status(now: datetime | None = None) -> dict | None:
     budget = get_budget()
     if not budget:
         return None
-    now = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
     today = now.date()
     month_start = today.replace(day=1)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
@@ -269,7 +316,15 @@ def budget_status(now: datetime | None = None) -> dict | None:
     spent = spent_today if budget["period"] == "day" else month_to_date
     month_limit = limit * days_in_month if budget["period"] == "day" else limit
     projected = month_to_date + pace * remaining
-    return {"period": budget["period"], "limit": limit, "spent": spent, "exceeded": spent > limit,
-            "fraction": spent / limit if limit else None, "month_to_date": month_to_date,
-            "projected_month": projected, "month_limit": month_limit, "projected_over": projected > month_limit,
-            "pace_per_day": pace}
+    return {
+        "period": budget["period"],
+        "limit": limit,
+        "spent": spent,
+        "exceeded": spent > limit,
+        "fraction": spent / limit if limit else None,
+        "month_to_date": month_to_date,
+        "projected_month": projected,
+        "month_limit": month_limit,
+        "projected_over": projected > month_limit,
+        "pace_per_day": pace,
+    }

@@ -37,8 +37,10 @@ MAX_ROWS = 1_000_000
 CSV_DELIMITERS = ",;\t|"
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 COLUMN_TYPES = ("integer", "number", "boolean", "text", "json", "empty")
-SAVE_AS_UTF8 = ("Re-save it as UTF-8 (in Excel: File > Save As > 'CSV UTF-8'; "
-                "in most editors: Save with Encoding > UTF-8) and upload it again.")
+SAVE_AS_UTF8 = (
+    "Re-save it as UTF-8 (in Excel: File > Save As > 'CSV UTF-8'; "
+    "in most editors: Save with Encoding > UTF-8) and upload it again."
+)
 
 # Cells holding whole documents easily pass the csv module's 128 KB default; the file
 # size limit is the real guard.
@@ -77,8 +79,9 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def parse_dataset(data: bytes, filename: str = "", max_bytes: int | None = None,
-                  max_rows: int = MAX_ROWS) -> ParsedDataset:
+def parse_dataset(
+    data: bytes, filename: str = "", max_bytes: int | None = None, max_rows: int = MAX_ROWS
+) -> ParsedDataset:
     """Parse an uploaded file. The format comes from the extension, else from the content.
 
     max_bytes defaults to `max_dataset_bytes()` (50 MB unless WORKBENCH_MAX_DATASET_MB says otherwise).
@@ -88,7 +91,8 @@ def parse_dataset(data: bytes, filename: str = "", max_bytes: int | None = None,
         raise DatasetError(
             f"The file is {_mb(len(data))}; the limit is {_mb(limit)}. Split it, or raise the limit by "
             f"setting WORKBENCH_MAX_DATASET_MB (e.g. WORKBENCH_MAX_DATASET_MB={math.ceil(len(data) / 2**20) + 1}) "
-            f"before starting the workbench.")
+            f"before starting the workbench."
+        )
     text = decode(data)
     suffix = Path(filename or "").suffix.lower()
     if suffix in (".csv", ".txt"):
@@ -107,8 +111,10 @@ def parse_pasted(text: str, max_bytes: int | None = None, max_rows: int = MAX_RO
     data = (text or "").encode("utf-8")
     limit = max_dataset_bytes() if max_bytes is None else max_bytes
     if len(data) > limit:
-        raise DatasetError(f"The pasted text is {_mb(len(data))}; the limit is {_mb(limit)}. "
-                           f"Upload a file instead, or raise WORKBENCH_MAX_DATASET_MB.")
+        raise DatasetError(
+            f"The pasted text is {_mb(len(data))}; the limit is {_mb(limit)}. "
+            f"Upload a file instead, or raise WORKBENCH_MAX_DATASET_MB."
+        )
     return _parse_sniffed(text.lstrip("\ufeff"), max_rows)
 
 
@@ -132,17 +138,20 @@ def decode(data: bytes) -> str:
         sample = data[:4096]
         if max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 4:
             raise DatasetError(f"The file looks UTF-16 encoded (no byte order mark). {SAVE_AS_UTF8}")
-        raise DatasetError(f"This is not a text file: it contains a NUL byte at byte offset {nul}. "
-                           f"Upload CSV, TSV, JSON lines (.jsonl) or a JSON list of objects.")
+        raise DatasetError(
+            f"This is not a text file: it contains a NUL byte at byte offset {nul}. "
+            f"Upload CSV, TSV, JSON lines (.jsonl) or a JSON list of objects."
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        bad = data[e.start:e.start + 1].hex().upper()
+        bad = data[e.start : e.start + 1].hex().upper()
         raise DatasetError(
             f"The file is not valid UTF-8: byte 0x{bad} at line {line}, column {column} (byte offset {e.start}) "
-            f"cannot be decoded. It is probably Latin-1/Windows-1252. {SAVE_AS_UTF8}") from None
+            f"cannot be decoded. It is probably Latin-1/Windows-1252. {SAVE_AS_UTF8}"
+        ) from None
 
 
 def sniff_delimiter(text: str) -> str:
@@ -170,8 +179,10 @@ def sniff_delimiter(text: str) -> str:
 def _check_header(names: list[str], where: str = "header") -> None:
     blank = [str(i + 1) for i, n in enumerate(names) if not n]
     if blank:
-        raise DatasetError(f"Column(s) {', '.join(blank)} in the {where} have no name. "
-                           f"Give every column a name (they become {{{{ variables }}}} in prompts).")
+        raise DatasetError(
+            f"Column(s) {', '.join(blank)} in the {where} have no name. "
+            f"Give every column a name (they become {{{{ variables }}}} in prompts)."
+        )
     seen: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         seen.setdefault(name, []).append(i + 1)
@@ -186,8 +197,9 @@ def _fields(n: int) -> str:
 
 
 def _too_many_rows(max_rows: int) -> DatasetError:
-    return DatasetError(f"The file has more than {max_rows:,} rows, the most a dataset can hold. "
-                        f"Split it into smaller datasets.")
+    return DatasetError(
+        f"The file has more than {max_rows:,} rows, the most a dataset can hold. Split it into smaller datasets."
+    )
 
 
 def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS) -> ParsedDataset:
@@ -212,13 +224,16 @@ def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS)
             if len(record) != len(header):
                 raise DatasetError(
                     f"Line {start}: expected {_fields(len(header))}, found {len(record)} (ragged row; "
-                    f"the delimiter is {name}). A value containing a {name} must be in double quotes.")
+                    f"the delimiter is {name}). A value containing a {name} must be in double quotes."
+                )
             if len(rows) >= max_rows:
                 raise _too_many_rows(max_rows)
             rows.append(dict(zip(header, record)))
     except csv.Error as e:
-        raise DatasetError(f"Line {reader.line_num}: malformed CSV ({e}). Check the double quotes "
-                           f"around values on that line or the line before.") from None
+        raise DatasetError(
+            f"Line {reader.line_num}: malformed CSV ({e}). Check the double quotes "
+            f"around values on that line or the line before."
+        ) from None
     if header is None:
         raise DatasetError("The file is empty.")
     if not rows:
@@ -228,7 +243,8 @@ def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS)
 
 def _json_kind(value) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )
 
 
 def _collect(objects, max_rows: int, label, empty: str) -> tuple[list[str], list[dict]]:
@@ -261,8 +277,10 @@ def _json_lines(text: str):
             yield n, json.loads(line)
         except json.JSONDecodeError as e:
             hint = " The line looks truncated." if not line.endswith("}") else ""
-            raise DatasetError(f"Line {n}, column {e.colno}: invalid JSON ({e.msg}).{hint} "
-                               f"Each line of a .jsonl file must be one complete JSON object.") from None
+            raise DatasetError(
+                f"Line {n}, column {e.colno}: invalid JSON ({e.msg}).{hint} "
+                f"Each line of a .jsonl file must be one complete JSON object."
+            ) from None
 
 
 def parse_jsonl(text: str, max_rows: int = MAX_ROWS) -> ParsedDataset:
@@ -284,12 +302,15 @@ def parse_json(text: str, max_rows: int = MAX_ROWS) -> ParsedDataset:
             return parse_jsonl(text, max_rows)
         raise DatasetError(f"Invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}.") from None
     if isinstance(data, dict):
-        raise DatasetError(f"Expected a JSON list of objects ([{{...}}, {{...}}]), found a single object with "
-                           f"keys {', '.join(list(data)[:5])}. Put the rows in a list, or use one object per line (.jsonl).")
+        raise DatasetError(
+            f"Expected a JSON list of objects ([{{...}}, {{...}}]), found a single object with "
+            f"keys {', '.join(list(data)[:5])}. Put the rows in a list, or use one object per line (.jsonl)."
+        )
     if not isinstance(data, list):
         raise DatasetError(f"Expected a JSON list of objects, found {_json_kind(data)}.")
-    columns, rows = _collect(((i + 1, obj) for i, obj in enumerate(data)), max_rows, lambda i: f"Item {i}",
-                             "The JSON list is empty.")
+    columns, rows = _collect(
+        ((i + 1, obj) for i, obj in enumerate(data)), max_rows, lambda i: f"Item {i}", "The JSON list is empty."
+    )
     return ParsedDataset(columns, rows, infer_column_types(columns, rows), "json")
 
 
@@ -345,8 +366,13 @@ def infer_column_types(columns: list[str], rows: list[dict]) -> dict[str, str]:
 
 def _canonical(row: dict) -> str:
     # None values are dropped so a column added later (None in old rows) leaves old keys alone.
-    return json.dumps({k: v for k, v in row.items() if v is not None}, sort_keys=True,
-                      separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        {k: v for k, v in row.items() if v is not None},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
 
 
 def row_keys(columns: list[str], rows: list[dict]) -> list[str]:
@@ -384,8 +410,10 @@ def check_against_prompt(columns: list[str], variables) -> tuple[bool, str]:
         return True, f"All {len(variables)} prompt variable(s) have a column: {', '.join(variables)}."
     lower = {c.lower(): c for c in columns}
     hints = [f"{{{{ {m} }}}} vs column {lower[m.lower()]!r}" for m in missing if m.lower() in lower]
-    message = (f"The dataset has no column for prompt variable(s): {', '.join(missing)}. "
-               f"Its columns are: {', '.join(columns) or '(none)'}.")
+    message = (
+        f"The dataset has no column for prompt variable(s): {', '.join(missing)}. "
+        f"Its columns are: {', '.join(columns) or '(none)'}."
+    )
     if hints:
         message += f" Names are case-sensitive: {'; '.join(hints)}."
     return False, message
@@ -418,13 +446,20 @@ def to_jsonl_bytes(rows: list[dict]) -> bytes:
 
 
 def _content_hash(columns: list[str], keys: list[str], rows: list[dict]) -> str:
-    body = json.dumps({"columns": columns, "rows": list(zip(keys, rows))}, sort_keys=True, ensure_ascii=False,
-                      default=str)
+    body = json.dumps(
+        {"columns": columns, "rows": list(zip(keys, rows))}, sort_keys=True, ensure_ascii=False, default=str
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def save_version(name: str, parsed, note: str = "", source_filename: str = "", description: str | None = None,
-                 author: str | None = None) -> tuple[DatasetVersion, bool]:
+def save_version(
+    name: str,
+    parsed,
+    note: str = "",
+    source_filename: str = "",
+    description: str | None = None,
+    author: str | None = None,
+) -> tuple[DatasetVersion, bool]:
     """Append a version (all rows in one transaction); unchanged content returns the latest, created=False."""
     name = (name or "").strip()
     if not name or "@" in name:
@@ -439,21 +474,32 @@ def save_version(name: str, parsed, note: str = "", source_filename: str = "", d
             dataset = Dataset(name=name, description=description or "")
             s.add(dataset)
             s.flush()
-        latest = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-                        .order_by(DatasetVersion.version.desc())).first()
+        latest = s.exec(
+            select(DatasetVersion)
+            .where(DatasetVersion.dataset_id == dataset.id)
+            .order_by(DatasetVersion.version.desc())
+        ).first()
         if latest is not None and latest.content_hash == digest:
             return latest, False
         version = DatasetVersion(
-            dataset_id=dataset.id, version=(latest.version + 1) if latest else 1, columns=list(parsed.columns),
-            column_types=dict(parsed.column_types), row_count=len(parsed.rows), content_hash=digest,
-            source_filename=source_filename, note=note, author=author or config.author(),
+            dataset_id=dataset.id,
+            version=(latest.version + 1) if latest else 1,
+            columns=list(parsed.columns),
+            column_types=dict(parsed.column_types),
+            row_count=len(parsed.rows),
+            content_hash=digest,
+            source_filename=source_filename,
+            note=note,
+            author=author or config.author(),
         )
         s.add(version)
         s.flush()
-        payload = [{"dataset_version_id": version.id, "position": i, "row_key": key, "data": row}
-                   for i, (key, row) in enumerate(zip(keys, parsed.rows))]
+        payload = [
+            {"dataset_version_id": version.id, "position": i, "row_key": key, "data": row}
+            for i, (key, row) in enumerate(zip(keys, parsed.rows))
+        ]
         for start in range(0, len(payload), 5000):
-            s.execute(insert(DatasetRow), payload[start:start + 5000])
+            s.execute(insert(DatasetRow), payload[start : start + 5000])
         return version, True
 
 
@@ -461,11 +507,20 @@ def list_datasets() -> list[dict]:
     with session() as s:
         out = []
         for dataset in s.exec(select(Dataset).order_by(Dataset.name)).all():
-            latest = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-                            .order_by(DatasetVersion.version.desc())).first()
-            out.append({"name": dataset.name, "description": dataset.description,
-                        "versions": latest.version if latest else 0, "rows": latest.row_count if latest else 0,
-                        "columns": ", ".join(latest.columns) if latest else ""})
+            latest = s.exec(
+                select(DatasetVersion)
+                .where(DatasetVersion.dataset_id == dataset.id)
+                .order_by(DatasetVersion.version.desc())
+            ).first()
+            out.append(
+                {
+                    "name": dataset.name,
+                    "description": dataset.description,
+                    "versions": latest.version if latest else 0,
+                    "rows": latest.row_count if latest else 0,
+                    "columns": ", ".join(latest.columns) if latest else "",
+                }
+            )
         return out
 
 
@@ -474,8 +529,11 @@ def versions(name: str) -> list[DatasetVersion]:
         dataset = s.exec(select(Dataset).where(Dataset.name == name)).first()
         if dataset is None:
             raise NotFound(f"No dataset named {name!r}.")
-        return list(s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-                           .order_by(DatasetVersion.version)).all())
+        return list(
+            s.exec(
+                select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id).order_by(DatasetVersion.version)
+            ).all()
+        )
 
 
 def get_version(name: str, version: int | None = None) -> DatasetVersion:
@@ -504,8 +562,12 @@ def label_of(version: DatasetVersion) -> str:
 def rows(version_id: int, limit: int | None = None, offset: int = 0) -> list[tuple[str, dict]]:
     """(row_key, data) in order; paginated for big datasets."""
     with session() as s:
-        query = (select(DatasetRow.row_key, DatasetRow.data).where(DatasetRow.dataset_version_id == version_id)
-                 .order_by(DatasetRow.position).offset(offset))
+        query = (
+            select(DatasetRow.row_key, DatasetRow.data)
+            .where(DatasetRow.dataset_version_id == version_id)
+            .order_by(DatasetRow.position)
+            .offset(offset)
+        )
         if limit:
             query = query.limit(limit)
         return [(key, data) for key, data in s.exec(query).all()]
@@ -513,8 +575,9 @@ def rows(version_id: int, limit: int | None = None, offset: int = 0) -> list[tup
 
 def row_count(version_id: int) -> int:
     with session() as s:
-        return s.exec(select(func.count()).select_from(DatasetRow)
-                      .where(DatasetRow.dataset_version_id == version_id)).one()
+        return s.exec(
+            select(func.count()).select_from(DatasetRow).where(DatasetRow.dataset_version_id == version_id)
+        ).one()
 
 
 def resolve_for_run(ref: str, base_dir: str | None = None) -> DatasetVersion:
@@ -542,8 +605,15 @@ def prompt_coverage(columns: list[str]) -> list[dict]:
     for entry in prompts.list_prompts():
         version = prompts.get_version(entry["name"], entry["latest"])
         missing = [v for v in version.variables if v not in columns]
-        out.append({"prompt": entry["name"], "version": version.version, "variables": ", ".join(version.variables),
-                    "ok": not missing, "missing": ", ".join(missing)})
+        out.append(
+            {
+                "prompt": entry["name"],
+                "version": version.version,
+                "variables": ", ".join(version.variables),
+                "ok": not missing,
+                "missing": ", ".join(missing),
+            }
+        )
     return out
 
 
@@ -553,8 +623,11 @@ def from_records(columns: list[str], records: list[dict]):
 
     clean = []
     for record in records:
-        row = {c: ("" if (isinstance(v, float) and math.isnan(v)) or v is None else v)
-               for c, v in record.items() if c in columns}
+        row = {
+            c: ("" if (isinstance(v, float) and math.isnan(v)) or v is None else v)
+            for c, v in record.items()
+            if c in columns
+        }
         if any(str(v).strip() for v in row.values()):
             clean.append(row)
     lines = "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in clean)

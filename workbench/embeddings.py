@@ -20,8 +20,8 @@ import contextlib
 import hashlib
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -100,8 +100,9 @@ def load_model(model: str = DEFAULT_EMBEDDING_MODEL):
 def _real_embed(texts: list[str], model: str, batch_size: int = 64) -> np.ndarray:
     encoder = load_model(model)
     with _encode_lock:  # one torch model on a few cores gains nothing from concurrent encodes
-        vectors = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
-                                 normalize_embeddings=True)
+        vectors = encoder.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False, normalize_embeddings=True
+        )
     return np.asarray(vectors, dtype=np.float32)
 
 

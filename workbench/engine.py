@@ -20,8 +20,8 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import bindparam, func, insert, select, update
 
@@ -29,8 +29,8 @@ from storage.db import engine as db_engine
 from storage.tables import DatasetRow, LlmCall, PromptVersion, Run, RunItem, Score, utcnow
 from workbench import calls as ledger
 from workbench import guardrails, prompts, runs, templates
-from workbench.scoring import ScoreContext, apply
 from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, litellm_module, request_hash
+from workbench.scoring import ScoreContext, apply
 
 HEARTBEAT_S = 2.0
 BATCH_MAX = 200
@@ -76,9 +76,14 @@ class RunState:
     def snapshot(self) -> dict:
         elapsed = time.perf_counter() - self.started
         return {
-            "total": self.total, "done": self.done, "failed": self.failed,
-            "remaining": self.total - self.done - self.failed, "cost_usd": self.spent,
-            "calls": self.calls, "cached": self.cached, "calls_per_s": self.calls / elapsed if elapsed > 0 else 0.0,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "remaining": self.total - self.done - self.failed,
+            "cost_usd": self.spent,
+            "calls": self.calls,
+            "cached": self.cached,
+            "calls_per_s": self.calls / elapsed if elapsed > 0 else 0.0,
         }
 
     def add_cost(self, result: CallResult) -> None:
@@ -98,23 +103,38 @@ def _load_work(run: Run, retry_errors: bool, shard: tuple[int, int] = (0, 1)) ->
     eng = db_engine()
     with eng.begin() as conn:
         if retry_errors and shard[0] == 0:
-            conn.execute(update(RunItem).where(RunItem.run_id == run.id, RunItem.status == "error")
-                         .values(status="pending", error=None, error_type=None, call_id=None))
-        counts = dict(conn.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run.id)
-                                   .group_by(RunItem.status)).all())
-        spent = conn.execute(select(func.coalesce(func.sum(LlmCall.cost_usd), 0.0))
-                             .where(LlmCall.run_id == run.id)).scalar()
+            conn.execute(
+                update(RunItem)
+                .where(RunItem.run_id == run.id, RunItem.status == "error")
+                .values(status="pending", error=None, error_type=None, call_id=None)
+            )
+        counts = dict(
+            conn.execute(
+                select(RunItem.status, func.count()).where(RunItem.run_id == run.id).group_by(RunItem.status)
+            ).all()
+        )
+        spent = conn.execute(
+            select(func.coalesce(func.sum(LlmCall.cost_usd), 0.0)).where(LlmCall.run_id == run.id)
+        ).scalar()
         index, shards = shard
         pending = conn.execute(
             select(RunItem.id, RunItem.prompt_version_id, RunItem.model, RunItem.dataset_row_id, RunItem.repeat)
             .where(RunItem.run_id == run.id, RunItem.status == "pending", (RunItem.id % shards) == index)
             .order_by(RunItem.id)
         ).all()
-        rows = dict(conn.execute(select(DatasetRow.id, DatasetRow.data)
-                                 .where(DatasetRow.dataset_version_id == run.dataset_version_id)).all())
+        rows = dict(
+            conn.execute(
+                select(DatasetRow.id, DatasetRow.data).where(DatasetRow.dataset_version_id == run.dataset_version_id)
+            ).all()
+        )
     total = sum(counts.values())
-    state = RunState(total, counts.get("done", 0), counts.get("error", 0) + counts.get("blocked", 0),
-                     float(spent or 0.0), run.budget_usd)
+    state = RunState(
+        total,
+        counts.get("done", 0),
+        counts.get("error", 0) + counts.get("blocked", 0),
+        float(spent or 0.0),
+        run.budget_usd,
+    )
     return [WorkItem(*p) for p in pending], state, rows
 
 
@@ -131,8 +151,13 @@ def _prepare(run: Run, work: list[WorkItem], rows: dict) -> list[tuple[WorkItem,
         if base is None:
             failures.append((item, f"model {item.model!r} is not in the run config"))
             continue
-        item.spec = ModelSpec(id=base.id, api_base=base.api_base, api_key=base.api_key,
-                              params={**(version.params or {}), **base.params}, rpm=base.rpm)
+        item.spec = ModelSpec(
+            id=base.id,
+            api_base=base.api_base,
+            api_key=base.api_key,
+            params={**(version.params or {}), **base.params},
+            rpm=base.rpm,
+        )
         item.row = rows.get(item.row_id, {})
         try:
             item.messages = prompts.render_messages(version, item.row)
@@ -168,13 +193,17 @@ def _cached_calls(digests: set[str]) -> dict[str, dict]:
     digests = list(digests)
     with db_engine().connect() as conn:
         for start in range(0, len(digests), 500):
-            chunk = digests[start:start + 500]
+            chunk = digests[start : start + 500]
             for row in conn.execute(
-                select(LlmCall.request_hash, LlmCall.output, LlmCall.input_tokens, LlmCall.output_tokens)
-                .where(LlmCall.request_hash.in_(chunk), LlmCall.error_type.is_(None), LlmCall.cached.is_(False))
+                select(LlmCall.request_hash, LlmCall.output, LlmCall.input_tokens, LlmCall.output_tokens).where(
+                    LlmCall.request_hash.in_(chunk), LlmCall.error_type.is_(None), LlmCall.cached.is_(False)
+                )
             ):
-                found[row.request_hash] = {"output": row.output, "input_tokens": row.input_tokens,
-                                           "output_tokens": row.output_tokens}
+                found[row.request_hash] = {
+                    "output": row.output,
+                    "input_tokens": row.input_tokens,
+                    "output_tokens": row.output_tokens,
+                }
     return found
 
 
@@ -218,8 +247,14 @@ class Pacer(Limiter):
         await super().wait()
 
 
-async def execute(run_id: int, *, retry_errors: bool = False, max_attempts: int = 5,
-                  on_progress: Callable[[dict], None] | None = None, timeout: float = 120.0) -> str:
+async def execute(
+    run_id: int,
+    *,
+    retry_errors: bool = False,
+    max_attempts: int = 5,
+    on_progress: Callable[[dict], None] | None = None,
+    timeout: float = 120.0,
+) -> str:
     """Run every pending item of `run_id`; returns the final status. Safe to call again to resume."""
     run = _start(run_id)
     if run is None:
@@ -236,8 +271,15 @@ def _start(run_id: int) -> Run | None:
     run = runs.get_run(run_id)
     if run.status in ("done", "cancelled"):
         return None
-    runs.mark(run_id, status="running", started_at=run.started_at or utcnow(), heartbeat_at=utcnow(),
-              finished_at=None, worker=f"{socket.gethostname()}:{os.getpid()}", error=None)
+    runs.mark(
+        run_id,
+        status="running",
+        started_at=run.started_at or utcnow(),
+        heartbeat_at=utcnow(),
+        finished_at=None,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        error=None,
+    )
     return runs.get_run(run_id)
 
 
@@ -266,8 +308,17 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
     failures = _prepare(run, work, rows)
     queue: asyncio.Queue = asyncio.Queue()
     for item, message in failures:
-        queue.put_nowait({"item": item, "result": None, "status": "error", "error_type": "render", "error": message,
-                          "scores": [], "judge_calls": []})
+        queue.put_nowait(
+            {
+                "item": item,
+                "result": None,
+                "status": "error",
+                "error_type": "render",
+                "error": message,
+                "scores": [],
+                "judge_calls": [],
+            }
+        )
     failed_ids = {item.item_id for item, _ in failures}
     todo = [w for w in work if w.item_id not in failed_ids]
     cache = _cached_calls({w.digest for w in todo if w.repeat == 0}) if run.use_cache else {}
@@ -312,16 +363,28 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
                 blocked, findings = apply.check_guards(text, input_guards)
                 entry["scores"].append(apply.guard_scores("guard_input", findings))
                 if blocked:
-                    entry.update(status="blocked", error_type="guardrail",
-                                 error="input blocked: " + "; ".join(f.describe() for f in findings))
+                    entry.update(
+                        status="blocked",
+                        error_type="guardrail",
+                        error="input blocked: " + "; ".join(f.describe() for f in findings),
+                    )
                     queue.put_nowait(entry)
                     continue
             hit = cache.get(item.digest) if item.repeat == 0 else None
             if hit is not None:
-                result = CallResult(model=item.spec.id, messages=item.messages, params=item.spec.params,
-                                    request_hash=item.digest, output=hit["output"], latency_ms=0.0,
-                                    input_tokens=hit["input_tokens"], output_tokens=hit["output_tokens"],
-                                    cost_usd=0.0, cached=True, api_base=item.spec.api_base)
+                result = CallResult(
+                    model=item.spec.id,
+                    messages=item.messages,
+                    params=item.spec.params,
+                    request_hash=item.digest,
+                    output=hit["output"],
+                    latency_ms=0.0,
+                    input_tokens=hit["input_tokens"],
+                    output_tokens=hit["output_tokens"],
+                    cost_usd=0.0,
+                    cached=True,
+                    api_base=item.spec.api_base,
+                )
             else:
                 state.in_flight += 1
                 try:
@@ -339,15 +402,23 @@ async def _execute(run, retry_errors, max_attempts, on_progress, timeout, shard=
                     blocked, findings = apply.check_guards(result.output or "", output_guards)
                     entry["scores"].append(apply.guard_scores("guard_output", findings))
                     if blocked:
-                        entry.update(status="blocked", error_type="guardrail",
-                                     error="output blocked: " + "; ".join(f.describe() for f in findings))
+                        entry.update(
+                            status="blocked",
+                            error_type="guardrail",
+                            error="output blocked: " + "; ".join(f.describe() for f in findings),
+                        )
                 if scorers:
                     context = ScoreContext(
-                        row=item.row or {}, latency_ms=result.latency_ms, cost_usd=result.cost_usd,
-                        input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                        input_text="\n".join(m["content"] for m in item.messages))
-                    rows, judge_calls = await apply.score_output(scorers, result.output or "", context,
-                                                                 cached=judge_cache)
+                        row=item.row or {},
+                        latency_ms=result.latency_ms,
+                        cost_usd=result.cost_usd,
+                        input_tokens=result.input_tokens,
+                        output_tokens=result.output_tokens,
+                        input_text="\n".join(m["content"] for m in item.messages),
+                    )
+                    rows, judge_calls = await apply.score_output(
+                        scorers, result.output or "", context, cached=judge_cache
+                    )
                     entry["scores"] += rows
                     entry["judge_calls"] = judge_calls
                     for reply in judge_calls:
@@ -394,7 +465,7 @@ async def _writer(run_id: int, queue: asyncio.Queue, state: RunState, on_progres
                 break
             try:
                 batch.append(await asyncio.wait_for(queue.get(), timeout))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         if batch[-1] is None or None in batch:
             closing = True
@@ -424,8 +495,11 @@ def _write_batch(run_id: int, batch: list, state: RunState) -> None:
     with db_engine().begin() as conn:
         call_ids = {}
         if call_rows:
-            ids = conn.execute(insert(LlmCall).returning(LlmCall.id, sort_by_parameter_order=True),
-                               call_rows).scalars().all()
+            ids = (
+                conn.execute(insert(LlmCall).returning(LlmCall.id, sort_by_parameter_order=True), call_rows)
+                .scalars()
+                .all()
+            )
             call_ids = {owner: call_id for owner, call_id in zip(owners, ids) if owner is not None}
         item_updates, score_rows = [], []
         for index, entry in enumerate(batch):
@@ -436,17 +510,31 @@ def _write_batch(run_id: int, batch: list, state: RunState) -> None:
             status = entry.get("status") or ("done" if result is not None and result.ok else "error")
             error_type = entry.get("error_type") or (result.error_type if result is not None else None)
             error = entry.get("error") or (result.error if result is not None else None)
-            item_updates.append({"b_id": item.item_id, "b_status": status, "b_call": call_ids.get(index),
-                                 "b_type": error_type, "b_error": error, "b_at": now})
+            item_updates.append(
+                {
+                    "b_id": item.item_id,
+                    "b_status": status,
+                    "b_call": call_ids.get(index),
+                    "b_type": error_type,
+                    "b_error": error,
+                    "b_at": now,
+                }
+            )
             score_rows += [{**score, "run_item_id": item.item_id, "created_at": now} for score in entry["scores"]]
             if status == "done":
                 state.done += 1
             else:
                 state.failed += 1
         conn.execute(
-            update(RunItem).where(RunItem.id == bindparam("b_id")).values(
-                status=bindparam("b_status"), call_id=bindparam("b_call"), error_type=bindparam("b_type"),
-                error=bindparam("b_error"), finished_at=bindparam("b_at")),
+            update(RunItem)
+            .where(RunItem.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                call_id=bindparam("b_call"),
+                error_type=bindparam("b_type"),
+                error=bindparam("b_error"),
+                finished_at=bindparam("b_at"),
+            ),
             item_updates,
         )
         if score_rows:
@@ -477,7 +565,9 @@ def run_sync(run_id: int, processes: int = 1, **kwargs) -> str:
             code = 1
             try:
                 db.dispose_all()
-                asyncio.run(_execute(runs.get_run(run_id), shard=(index, processes), on_progress=None, **_shard_args(kwargs)))
+                asyncio.run(
+                    _execute(runs.get_run(run_id), shard=(index, processes), on_progress=None, **_shard_args(kwargs))
+                )
                 code = 0
             finally:
                 os._exit(code)
@@ -489,8 +579,9 @@ def run_sync(run_id: int, processes: int = 1, **kwargs) -> str:
             on_progress({**p, "calls_per_s": p["calls_per_s"] or 0.0})
 
     try:
-        stop_reason = asyncio.run(_execute(runs.get_run(run_id), shard=(0, processes), on_progress=progress_from_db,
-                                           **_shard_args(kwargs)))
+        stop_reason = asyncio.run(
+            _execute(runs.get_run(run_id), shard=(0, processes), on_progress=progress_from_db, **_shard_args(kwargs))
+        )
     finally:
         failed_children = sum(1 for pid in children if os.waitpid(pid, 0)[1] != 0)
     if failed_children:
@@ -499,8 +590,11 @@ def run_sync(run_id: int, processes: int = 1, **kwargs) -> str:
 
 
 def _shard_args(kwargs: dict) -> dict:
-    return {"retry_errors": kwargs.get("retry_errors", False), "max_attempts": kwargs.get("max_attempts", 5),
-            "timeout": kwargs.get("timeout", 120.0)}
+    return {
+        "retry_errors": kwargs.get("retry_errors", False),
+        "max_attempts": kwargs.get("max_attempts", 5),
+        "timeout": kwargs.get("timeout", 120.0),
+    }
 
 
 def auto_processes(run_id: int) -> int:
@@ -510,7 +604,12 @@ def auto_processes(run_id: int) -> int:
 
     run = runs.get_run(run_id)
     pending = runs.progress(run_id)["remaining"]
-    if (run.budget_usd is not None or "local/" in json.dumps(run.config) or pending < 200
-            or run.concurrency < 8 or (os.cpu_count() or 1) < 2):
+    if (
+        run.budget_usd is not None
+        or "local/" in json.dumps(run.config)
+        or pending < 200
+        or run.concurrency < 8
+        or (os.cpu_count() or 1) < 2
+    ):
         return 1
     return min(os.cpu_count() or 1, 4)

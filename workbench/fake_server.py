@@ -162,8 +162,9 @@ def error_response(status: int, message: str, retry_after: float | None = None) 
     headers = {}
     if status == 429 and retry_after is not None:
         headers["Retry-After"] = f"{retry_after:g}"
-    body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"),
-                      "param": None, "code": status}}
+    body = {
+        "error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": None, "code": status}
+    }
     return web.json_response(body, status=status, headers=headers)
 
 
@@ -178,16 +179,18 @@ class FakeApp:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.add_routes([
-            web.post("/v1/chat/completions", self.chat),
-            web.post("/chat/completions", self.chat),
-            web.get("/v1/models", self.models),
-            web.get("/models", self.models),
-            web.post("/_control", self.control),
-            web.get("/_control", self.get_control),
-            web.get("/_stats", self.get_stats),
-            web.post("/_reset", self.reset),
-        ])
+        app.add_routes(
+            [
+                web.post("/v1/chat/completions", self.chat),
+                web.post("/chat/completions", self.chat),
+                web.get("/v1/models", self.models),
+                web.get("/models", self.models),
+                web.post("/_control", self.control),
+                web.get("/_control", self.get_control),
+                web.get("/_stats", self.get_stats),
+                web.post("/_reset", self.reset),
+            ]
+        )
         return app
 
     def reply_for(self, messages) -> str:
@@ -224,28 +227,43 @@ class FakeApp:
                 fail, pick = draw(b.seed, key, attempt)
                 if fail < b.fail_rate:
                     status = b.fail_statuses[int(pick * len(b.fail_statuses))]
-                    return self._finish(key, error_response(
-                        status, f"fake failure {status} (attempt {attempt})", b.retry_after))
+                    return self._finish(
+                        key, error_response(status, f"fake failure {status} (attempt {attempt})", b.retry_after)
+                    )
             messages = body["messages"]
             text = self.reply_for(messages)
             model = body.get("model") or "fake"
             prompt_tokens, completion_tokens = count_words(messages), len(text.split())
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
             self.counter += 1
             ident = f"chatcmpl-fake{self.counter}"
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return await self._stream(request, key, ident, model, text, usage if include_usage else None)
-            return self._finish(key, web.json_response({
-                "id": ident,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": usage,
-            }))
+            return self._finish(
+                key,
+                web.json_response(
+                    {
+                        "id": ident,
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "logprobs": None,
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": usage,
+                    }
+                ),
+            )
         finally:
             stats.in_flight -= 1
 
@@ -264,9 +282,13 @@ class FakeApp:
         created = int(time.time())
 
         def chunk(delta, finish=None, usage_=None, choices=True):
-            data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-                    if choices else []}
+            data = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}] if choices else [],
+            }
             if usage_ is not None:
                 data["usage"] = usage_
             return f"data: {json.dumps(data)}\n\n".encode()
@@ -286,8 +308,12 @@ class FakeApp:
         return response
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [
-            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.behaviour.models]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.behaviour.models],
+            }
+        )
 
     async def control(self, request: web.Request) -> web.Response:
         try:
@@ -338,8 +364,9 @@ class FakeServer:
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(self.root + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.root + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with self._opener.open(request, timeout=10) as response:
                 return json.loads(response.read())
@@ -364,7 +391,7 @@ class FakeServer:
         self._thread.join(timeout=10)
         self._loop = None
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -406,8 +433,9 @@ def connect(url: str) -> FakeServer:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m workbench.fake_server",
-                                     description="Fake OpenAI-compatible chat completions server.")
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.fake_server", description="Fake OpenAI-compatible chat completions server."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8911, help="0 picks a free port (printed on start)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds of latency per request")
@@ -417,9 +445,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mode", choices=MODES, default="echo")
     args = parser.parse_args(argv)
-    fake = FakeApp(delay_s=args.delay, fail_rate=args.fail_rate, seed=args.seed, mode=args.mode,
-                   fail_statuses=[int(s) for s in args.fail_statuses.split(",") if s.strip()],
-                   retry_after=args.retry_after)
+    fake = FakeApp(
+        delay_s=args.delay,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+        mode=args.mode,
+        fail_statuses=[int(s) for s in args.fail_statuses.split(",") if s.strip()],
+        retry_after=args.retry_after,
+    )
 
     async def run():
         runner, port = await serve(fake, args.host, args.port)

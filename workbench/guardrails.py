@@ -83,8 +83,10 @@ def _mask_email(value: str) -> str:
 
 # ---------------------------------------------------------------------------- PII
 
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])")
+EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+)
 
 _LEFT = r"(?<![\w+./:-])"  # not glued to a word, a dash, a dot or a slash on the left
 _RIGHT = r"(?![\w-]|[./:]\d)"  # nor on the right (a sentence-ending '.' is fine)
@@ -98,23 +100,42 @@ PHONE_PATTERNS = [
 ]
 
 CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|[.,]\d)")
-CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6011|65|64[4-9]"
-                         r"|35(?:2[89]|[3-8]\d)|62|5[06-9]|6[37])")
+CARD_PREFIX = re.compile(
+    r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6011|65|64[4-9]"
+    r"|35(?:2[89]|[3-8]\d)|62|5[06-9]|6[37])"
+)
 IBAN = re.compile(r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![\w-])")
 SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
-NINO = re.compile(r"(?<![\w-])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
-                  r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w-])")
-IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-                  r"(?![\w]|\.\d)")
+NINO = re.compile(
+    r"(?<![\w-])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w-])"
+)
+IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    r"(?![\w]|\.\d)"
+)
 IPV6_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])")
-VERSION_WORD = re.compile(r"(?:\bv|\bversions?|\bver\.?|\brelease|\bbuild|\bfirmware|\bupdate|\bupgrade to)\s*$",
-                          re.IGNORECASE)
+VERSION_WORD = re.compile(
+    r"(?:\bv|\bversions?|\bver\.?|\brelease|\bbuild|\bfirmware|\bupdate|\bupgrade to)\s*$", re.IGNORECASE
+)
 
 PII_KINDS = ("email", "phone", "card", "iban", "ssn", "nino", "ip")
-PII_ALIASES = {"credit_card": ("card",), "national_id": ("ssn", "nino"), "ip_address": ("ip",),
-               "ipv4": ("ip",), "ipv6": ("ip",)}
-LABELS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "iban": "[IBAN]", "ssn": "[SSN]",
-          "nino": "[NATIONAL_ID]", "ip": "[IP]"}
+PII_ALIASES = {
+    "credit_card": ("card",),
+    "national_id": ("ssn", "nino"),
+    "ip_address": ("ip",),
+    "ipv4": ("ip",),
+    "ipv6": ("ip",),
+}
+LABELS = {
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "card": "[CARD]",
+    "iban": "[IBAN]",
+    "ssn": "[SSN]",
+    "nino": "[NATIONAL_ID]",
+    "ip": "[IP]",
+}
 
 
 def luhn_valid(digits: str) -> bool:
@@ -162,7 +183,7 @@ def _card_spans(text: str):
 
 def _ip_spans(text: str):
     for m in IPV4.finditer(text):
-        if VERSION_WORD.search(text[max(0, m.start() - 20):m.start()]):
+        if VERSION_WORD.search(text[max(0, m.start() - 20) : m.start()]):
             continue
         yield m.start(), m.end(), m.group(0).split(".")[0] + ".*.*.*"
     for m in IPV6_CANDIDATE.finditer(text):
@@ -181,6 +202,7 @@ def _simple(pattern, masker, validator=None):
         for m in pattern.finditer(text):
             if validator is None or validator(m.group(0)):
                 yield m.start(), m.end(), masker(m.group(0))
+
     return spans
 
 
@@ -239,26 +261,40 @@ def _has_letter_and_digit(value: str) -> bool:
 
 # kind -> (pattern, public prefix pattern): the prefix says what the secret is and is all we show
 SECRET_PATTERNS = {
-    "private_key": (re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-                               r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"), None),
+    "private_key": (
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"
+        ),
+        None,
+    ),
     "anthropic_key": (re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}"), r"sk-ant-(?:[a-z]+\d\d-)?"),
-    "openai_key": (re.compile(r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
-                   r"sk-(?:proj-|svcacct-|admin-)?"),
+    "openai_key": (
+        re.compile(r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
+        r"sk-(?:proj-|svcacct-|admin-)?",
+    ),
     "stripe_key": (re.compile(r"(?<![\w-])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), r"[a-z]{2}_[a-z]{4}_"),
     "aws_access_key": (re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?![A-Za-z0-9])"), r"[A-Z]{4}"),
-    "aws_secret_key": (re.compile(r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}"),
-                       r"(?i)aws_?secret_?(?:access_?)?key"),
-    "github_token": (re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-                     r"gh[pousr]_|github_pat_"),
+    "aws_secret_key": (
+        re.compile(r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}"),
+        r"(?i)aws_?secret_?(?:access_?)?key",
+    ),
+    "github_token": (
+        re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+        r"gh[pousr]_|github_pat_",
+    ),
     "google_api_key": (re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])"), r"AIza"),
     "slack_token": (re.compile(r"(?<![\w-])xox[abposr]-[A-Za-z0-9-]{10,}"), r"xox[abposr]-"),
     "jwt": (re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), r"eyJ"),
     "bearer_token": (re.compile(r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}=*"), r"Bearer\s+"),
 }
 SECRET_KINDS = tuple(SECRET_PATTERNS)
-SECRET_ALIASES = {"api_key": ("anthropic_key", "openai_key", "stripe_key", "google_api_key"),
-                  "aws": ("aws_access_key", "aws_secret_key"), "github": ("github_token",),
-                  "bearer": ("bearer_token",)}
+SECRET_ALIASES = {
+    "api_key": ("anthropic_key", "openai_key", "stripe_key", "google_api_key"),
+    "aws": ("aws_access_key", "aws_secret_key"),
+    "github": ("github_token",),
+    "bearer": ("bearer_token",),
+}
 
 
 def _mask_secret(kind: str, value: str) -> str:
@@ -278,6 +314,7 @@ def _secret_spans(kind):
             if kind in ("openai_key", "bearer_token") and not _has_letter_and_digit(value.split()[-1]):
                 continue  # "sk-learn-is-a-library", "Bearer authentication-scheme" are prose
             yield m.start(), m.end(), _mask_secret(kind, value)
+
     return spans
 
 
@@ -295,19 +332,24 @@ def find_secrets(text: str, kinds=None, action: str = "block") -> list[GuardFind
 _W = r"(?:\s+\S+){0,3}?\s+"  # up to three filler words
 INJECTION_PATTERNS = {
     "ignore_instructions": re.compile(
-        r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect)" + _W +
-        r"(?:(?:all|any|the|your|my|these|those)\s+)*"
+        r"\b(?:ignore|disregard|forget|skip|override|bypass|neglect)"
+        + _W
+        + r"(?:(?:all|any|the|your|my|these|those)\s+)*"
         r"(?:previous|prior|above|earlier|preceding|foregoing|initial|original|system|existing|all)\b"
         r"(?:\s+\S+){0,2}?\s+(?:instructions?|prompts?|rules|directions|directives|guidelines|guidance|"
         r"constraints|context|messages?|commands?)\b"
         r"|\b(?:ignore|disregard|forget)\s+(?:everything|anything|all)\s+(?:above|before|prior|previously|"
-        r"(?:that\s+)?you\s+(?:were|have\s+been)\s+told)\b", re.IGNORECASE),
+        r"(?:that\s+)?you\s+(?:were|have\s+been)\s+told)\b",
+        re.IGNORECASE,
+    ),
     "reveal_system_prompt": re.compile(
         r"\b(?:reveal|show|print|repeat|display|output|leak|dump|tell\s+me|give\s+me|share|what\s+(?:is|are|was|were))"
         r"(?:\s+(?:me|us))?\s+(?:\S+\s+){0,3}?(?:your|the)\s+(?:\S+\s+)?"
         r"(?:system\s+(?:prompt|message|instructions?)|initial\s+(?:prompt|instructions?)|hidden\s+(?:prompt|instructions?)|"
         r"original\s+(?:prompt|instructions?)|secret\s+(?:prompt|instructions?)|instructions\s+above|"
-        r"(?:text|words|prompt)\s+above)\b", re.IGNORECASE),
+        r"(?:text|words|prompt)\s+above)\b",
+        re.IGNORECASE,
+    ),
     "jailbreak": re.compile(
         r"\bdo\s+anything\s+now\b"
         r"|\b(?:you\s+are|you're|act\s+as|become|pretend\s+to\s+be|enable|enter)\s+(?:now\s+)?(?-i:DAN)\b"
@@ -317,13 +359,17 @@ INJECTION_PATTERNS = {
         r"|\b(?:respond|answer|reply|act|operate|talk|speak|behave)\w*\s+(?:\S+\s+){0,3}?(?:without|with\s+no)\s+"
         r"(?:any\s+)?(?:restrictions|filters|limitations|censorship|guidelines|rules|safety\s+guidelines)\b"
         r"|\b(?:bypass|disable|turn\s+off|ignore)\s+(?:your\s+|the\s+|all\s+)?(?:safety|content)\s+"
-        r"(?:filters?|guidelines|polic(?:y|ies)|restrictions)\b", re.IGNORECASE),
+        r"(?:filters?|guidelines|polic(?:y|ies)|restrictions)\b",
+        re.IGNORECASE,
+    ),
     "role_override": re.compile(
         r"\byou\s+are\s+no\s+longer\s+(?:an?\s+)?(?:ai|assistant|language\s+model|chatgpt|claude|bound)\b"
         r"|\bfrom\s+now\s+on,?\s+you\s+(?:are|will|must|shall)\s+(?:be\s+|act\s+|respond\s+as\s+|play\s+)"
         r"|\bpretend\s+(?:that\s+)?you\s+(?:have\s+no|are\s+not\s+bound|are\s+free|are\s+an?\s+unrestricted)"
         r"|\b(?:new|updated|real)\s+system\s+(?:prompt|instructions?)\s*:"
-        r"|\bsystem\s+override\b|\[\s*system\s*\]|<\|im_start\|>\s*system", re.IGNORECASE),
+        r"|\bsystem\s+override\b|\[\s*system\s*\]|<\|im_start\|>\s*system",
+        re.IGNORECASE,
+    ),
 }
 BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{80,}={0,2}(?![A-Za-z0-9+/=])")
 INJECTION_KINDS = (*INJECTION_PATTERNS, "base64_blob")
@@ -331,7 +377,7 @@ INJECTION_KINDS = (*INJECTION_PATTERNS, "base64_blob")
 
 def _shorten(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _looks_like_base64_text(blob: str) -> bool:
@@ -346,8 +392,9 @@ def _looks_like_base64_text(blob: str) -> bool:
     return len(decoded) > 0 and printable / len(decoded) > 0.9
 
 
-def find_prompt_injection(text: str, kinds=None, detect_base64: bool = False,
-                          action: str = "block") -> list[GuardFinding]:
+def find_prompt_injection(
+    text: str, kinds=None, detect_base64: bool = False, action: str = "block"
+) -> list[GuardFinding]:
     """Known injection phrasings; base64 blobs that decode to text only with detect_base64=True."""
     text = text or ""
     kinds = _expand_kinds(kinds, INJECTION_KINDS, {}, "prompt injection")
@@ -375,18 +422,23 @@ def estimate_tokens(text: str) -> int:
     return len(WORD_PIECE.findall(text or ""))
 
 
-def check_max_length(text: str, max_chars: int | None = None, max_tokens: int | None = None,
-                     action: str = "block") -> list[GuardFinding]:
+def check_max_length(
+    text: str, max_chars: int | None = None, max_tokens: int | None = None, action: str = "block"
+) -> list[GuardFinding]:
     text = text or ""
     findings = []
     if max_chars is not None and len(text) > int(max_chars):
-        findings.append(GuardFinding("max_length", "too_long", f"{len(text)} chars > {int(max_chars)}",
-                                     0, len(text), action))
+        findings.append(
+            GuardFinding("max_length", "too_long", f"{len(text)} chars > {int(max_chars)}", 0, len(text), action)
+        )
     if max_tokens is not None:
         tokens = estimate_tokens(text)
         if tokens > int(max_tokens):
-            findings.append(GuardFinding("max_length", "too_many_tokens", f"~{tokens} tokens > {int(max_tokens)}",
-                                         0, len(text), action))
+            findings.append(
+                GuardFinding(
+                    "max_length", "too_many_tokens", f"~{tokens} tokens > {int(max_tokens)}", 0, len(text), action
+                )
+            )
     return findings
 
 
@@ -499,10 +551,10 @@ def redact(text: str, kinds=None) -> str:
         pii_kinds = _expand_kinds(pii_req, PII_KINDS, PII_ALIASES, "PII") if pii_req else []
         secret_kinds = _expand_kinds(secret_req, SECRET_KINDS, SECRET_ALIASES, "PII or secret") if secret_req else []
     findings = find_secrets(text, secret_kinds) if secret_kinds else []
-    for finding in (find_pii(text, pii_kinds) if pii_kinds else []):
+    for finding in find_pii(text, pii_kinds) if pii_kinds else []:
         if not any(finding.start < f.end and f.start < finding.end for f in findings):
             findings.append(finding)
     for finding in sorted(findings, key=lambda f: f.start, reverse=True):
         label = LABELS.get(finding.kind, "[SECRET]")
-        text = text[:finding.start] + label + text[finding.end:]
+        text = text[: finding.start] + label + text[finding.end :]
     return text

@@ -17,7 +17,7 @@ import asyncio
 import json
 import math
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scipy.stats import spearmanr
@@ -68,8 +68,14 @@ def agreement(pairs: list[tuple[float | None, float]]) -> dict:
     constant, e.g. a judge that says 5 to everything): a number there would mislead.
     """
     scored = [(float(judge), float(human)) for judge, human in pairs if judge is not None]
-    result = {"n": len(pairs), "n_scored": len(scored), "spearman": None, "exact": None,
-              "within_1": None, "mean_abs_error": None}
+    result = {
+        "n": len(pairs),
+        "n_scored": len(scored),
+        "spearman": None,
+        "exact": None,
+        "within_1": None,
+        "mean_abs_error": None,
+    }
     if not scored:
         return result
     judged, human = [j for j, _ in scored], [h for _, h in scored]
@@ -89,13 +95,19 @@ async def _judge_all(model: str, labels: list[dict], concurrency: int) -> list[d
 
     async def one(item: dict) -> dict:
         config = {"type": "llm_judge", "rubric": item["rubric"], "model": model}
-        context = ScoreContext(row={"expected": item.get("expected") or "", "question": item["input"]},
-                               input_text=item["input"])
+        context = ScoreContext(
+            row={"expected": item.get("expected") or "", "question": item["input"]}, input_text=item["input"]
+        )
         async with gate:
             verdict, reply = await ajudge(config, item["output"], context, cached=None)
         calls.record(reply, "judge")
-        return {"id": item["id"], "rubric": item["rubric"], "human": item["human_score"],
-                "judge": verdict.score, "error": (verdict.error or "")[:300] or None}
+        return {
+            "id": item["id"],
+            "rubric": item["rubric"],
+            "human": item["human_score"],
+            "judge": verdict.score,
+            "error": (verdict.error or "")[:300] or None,
+        }
 
     return await asyncio.gather(*(one(item) for item in labels))
 
@@ -119,8 +131,11 @@ def evaluate(model: str, rubrics=None, labels=None, concurrency: int = 2) -> dic
     for rubric in wanted:
         items = [{k: v for k, v in row.items() if k != "rubric"} for row in judged if row["rubric"] == rubric]
         if items:
-            results[rubric] = {**agreement([(row["judge"], row["human"]) for row in items]),
-                               "model": model, "items": items}
+            results[rubric] = {
+                **agreement([(row["judge"], row["human"]) for row in items]),
+                "model": model,
+                "items": items,
+            }
     return results
 
 
@@ -130,12 +145,14 @@ def save_results(results: dict) -> dict:
     if len(models) != 1 or None in models:
         raise ValueError("save_results takes the results of one evaluate() call (one model)")
     model = models.pop()
-    saved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    saved_at = datetime.now(UTC).isoformat(timespec="seconds")
     with session() as s:
         row = s.get(AppSetting, SETTING_KEY)
         current = dict(row.value or {}) if row is not None else {}
-        value = {"saved_at": saved_at,
-                 "models": {**(current.get("models") or {}), model: {"saved_at": saved_at, "rubrics": results}}}
+        value = {
+            "saved_at": saved_at,
+            "models": {**(current.get("models") or {}), model: {"saved_at": saved_at, "rubrics": results}},
+        }
         if row is None:
             s.add(AppSetting(key=SETTING_KEY, value=value))
         else:
@@ -156,8 +173,17 @@ def as_rows(saved: dict) -> list[dict]:
     rows = []
     for model, entry in (saved or {}).get("models", {}).items():
         for rubric, result in entry.get("rubrics", {}).items():
-            rows.append({"judge": model, "rubric": rubric, "n": result["n"],
-                         "unparseable": result["n"] - result["n_scored"], "spearman": result["spearman"],
-                         "exact": result["exact"], "within_1": result["within_1"],
-                         "mean_abs_error": result["mean_abs_error"], "measured": entry.get("saved_at")})
+            rows.append(
+                {
+                    "judge": model,
+                    "rubric": rubric,
+                    "n": result["n"],
+                    "unparseable": result["n"] - result["n_scored"],
+                    "spearman": result["spearman"],
+                    "exact": result["exact"],
+                    "within_1": result["within_1"],
+                    "mean_abs_error": result["mean_abs_error"],
+                    "measured": entry.get("saved_at"),
+                }
+            )
     return rows

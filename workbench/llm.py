@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import config  # noqa: F401  (offline price map before litellm import)
-from workbench import costs
+from workbench import (
+    config,  # noqa: F401  (offline price map before litellm import)
+    costs,
+)
 from workbench.errors import WorkbenchError
 
 EMBEDDED_MODEL = "local/smollm2"
@@ -32,8 +34,19 @@ HOSTED_MODELS = {
 }
 
 # Parameters passed through to litellm; anything else in a version's params is refused.
-KNOWN_PARAMS = {"temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
-                "frequency_penalty", "response_format", "logprobs", "top_logprobs", "timeout"}
+KNOWN_PARAMS = {
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "timeout",
+}
 
 _providers: dict[str, Any] = {}
 
@@ -53,7 +66,7 @@ class ModelSpec:
         return f"{self.id} @ {self.api_base}" if self.api_base else self.id
 
     @classmethod
-    def parse(cls, value) -> "ModelSpec":
+    def parse(cls, value) -> ModelSpec:
         """From a plain id or a mapping {id, api_base, api_key, params}; `${VAR}` keys read the environment."""
         if isinstance(value, ModelSpec):
             return value
@@ -220,8 +233,13 @@ def _short(exc: Exception) -> str:
 async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> CallResult:
     """One attempt at one call through litellm's async API. Never raises for provider errors."""
     params = check_params(dict(spec.params))
-    result = CallResult(model=spec.id, messages=messages, params=params,
-                        request_hash=request_hash(spec, messages, params), api_base=spec.api_base)
+    result = CallResult(
+        model=spec.id,
+        messages=messages,
+        params=params,
+        request_hash=request_hash(spec, messages, params),
+        api_base=spec.api_base,
+    )
     litellm = litellm_module()
     call_timeout = float(params.pop("timeout", timeout))
     if spec.id == EMBEDDED_MODEL:
@@ -235,8 +253,13 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     quiet = _no_litellm_logging.set(True) if _no_litellm_logging is not None else None
     try:
         response = await litellm.acompletion(
-            model=spec.id, messages=messages, api_base=spec.api_base, api_key=api_key,
-            timeout=call_timeout, num_retries=0, **params,
+            model=spec.id,
+            messages=messages,
+            api_base=spec.api_base,
+            api_key=api_key,
+            timeout=call_timeout,
+            num_retries=0,
+            **params,
         )
     except Exception as exc:  # provider errors are data
         result.latency_ms = (time.perf_counter() - started) * 1000
@@ -255,17 +278,28 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     # litellm already priced the response; recomputing costs ~1 ms of CPU per call.
     hidden = getattr(response, "_hidden_params", None) or {}
     priced = hidden.get("response_cost")
-    result.cost_usd = float(priced) if priced is not None and not costs.has_custom_price(spec.id) \
+    result.cost_usd = (
+        float(priced)
+        if priced is not None and not costs.has_custom_price(spec.id)
         else costs.call_cost(spec.id, result.input_tokens, result.output_tokens)
+    )
     logprobs = getattr(choice, "logprobs", None)
     if logprobs is not None:
-        content = getattr(logprobs, "content", None) or (logprobs.get("content") if isinstance(logprobs, dict) else None)
+        content = getattr(logprobs, "content", None) or (
+            logprobs.get("content") if isinstance(logprobs, dict) else None
+        )
         if content:
             result.logprobs = [
-                {"token": getattr(t, "token", None) if not isinstance(t, dict) else t.get("token"),
-                 "top": [{"token": (x.token if not isinstance(x, dict) else x["token"]),
-                          "logprob": (x.logprob if not isinstance(x, dict) else x["logprob"])}
-                         for x in ((t.top_logprobs if not isinstance(t, dict) else t.get("top_logprobs")) or [])]}
+                {
+                    "token": getattr(t, "token", None) if not isinstance(t, dict) else t.get("token"),
+                    "top": [
+                        {
+                            "token": (x.token if not isinstance(x, dict) else x["token"]),
+                            "logprob": (x.logprob if not isinstance(x, dict) else x["logprob"]),
+                        }
+                        for x in ((t.top_logprobs if not isinstance(t, dict) else t.get("top_logprobs")) or [])
+                    ],
+                }
                 for t in content
             ]
     return result
@@ -280,14 +314,15 @@ def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, ca
     """Exponential backoff with full jitter; a server's Retry-After wins when it asks for longer."""
     import random
 
-    delay = random.uniform(0, min(cap, base * (2 ** attempt)))
+    delay = random.uniform(0, min(cap, base * (2**attempt)))
     if retry_after is not None:
         delay = max(delay, min(float(retry_after), cap * 4))
     return delay
 
 
-async def acall_with_retries(spec: ModelSpec, messages: list, max_attempts: int = 5,
-                             timeout: float = 120.0, base_delay: float = 0.5) -> CallResult:
+async def acall_with_retries(
+    spec: ModelSpec, messages: list, max_attempts: int = 5, timeout: float = 120.0, base_delay: float = 0.5
+) -> CallResult:
     """Retry 429, 5xx, timeouts and connection errors; other errors return at once."""
     for attempt in range(max_attempts):
         result = await acall(spec, messages, timeout)

@@ -118,9 +118,15 @@ def count_tokens(text: str) -> int:
     return len(tokenizer.encode(text))
 
 
-def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0.0,
-             top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None,
-             top_logprobs: int = 0) -> dict:
+def generate(
+    messages: list[dict],
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+    top_logprobs: int = 0,
+) -> dict:
     """Real generation with the chat template; returns text, token counts and finish reason.
 
     With top_logprobs > 0 it also returns, per generated token, the most likely tokens and
@@ -130,9 +136,7 @@ def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0
     import torch
 
     model, tokenizer = load()
-    inputs = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     max_tokens = max(1, min(int(max_tokens or 256), 2048))
     sampling = temperature is not None and float(temperature) > 0
     kwargs = {"max_new_tokens": max_tokens, "do_sample": sampling, "pad_token_id": tokenizer.eos_token_id}
@@ -150,16 +154,21 @@ def generate(messages: list[dict], max_tokens: int = 256, temperature: float = 0
     if top_logprobs:
         sequences, steps = output.sequences, output.scores
         logprobs = []
-        for step, token_id in zip(steps, sequences[0][inputs["input_ids"].shape[1]:]):
+        for step, token_id in zip(steps, sequences[0][inputs["input_ids"].shape[1] :]):
             log_probs = torch.log_softmax(step[0].float(), dim=-1)
             top = torch.topk(log_probs, int(top_logprobs))
-            logprobs.append({
-                "token": tokenizer.decode([int(token_id)]), "logprob": float(log_probs[int(token_id)]),
-                "top_logprobs": [{"token": tokenizer.decode([int(i)]), "logprob": float(v)}
-                                 for v, i in zip(top.values, top.indices)],
-            })
+            logprobs.append(
+                {
+                    "token": tokenizer.decode([int(token_id)]),
+                    "logprob": float(log_probs[int(token_id)]),
+                    "top_logprobs": [
+                        {"token": tokenizer.decode([int(i)]), "logprob": float(v)}
+                        for v, i in zip(top.values, top.indices)
+                    ],
+                }
+            )
         output = sequences
-    new_tokens = output[0][inputs["input_ids"].shape[1]:]
+    new_tokens = output[0][inputs["input_ids"].shape[1] :]
     text = tokenizer.decode(new_tokens, skip_special_tokens=True)
     finish = "length" if len(new_tokens) >= max_tokens else "stop"
     for marker in stop or []:

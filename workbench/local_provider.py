@@ -18,8 +18,10 @@ class LocalProvider(CustomLLM):
         name = model.split("/", 1)[-1]
         if name not in SUPPORTED:
             # A status code keeps litellm from reporting this as a (retryable) connection error.
-            raise CustomLLMError(status_code=404, message=f"Unknown local model {model!r}: available: local/"
-                                 + ", local/".join(sorted(SUPPORTED)))
+            raise CustomLLMError(
+                status_code=404,
+                message=f"Unknown local model {model!r}: available: local/" + ", local/".join(sorted(SUPPORTED)),
+            )
         result = local_model.generate(
             [{"role": m["role"], "content": m["content"]} for m in messages],
             max_tokens=optional_params.get("max_tokens") or 256,
@@ -41,11 +43,37 @@ class LocalProvider(CustomLLM):
         )
         return model_response
 
-    def completion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose,
-                   encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+    def completion(
+        self,
+        model,
+        messages,
+        api_base,
+        custom_prompt_dict,
+        model_response,
+        print_verbose,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params,
+        *args,
+        **kwargs,
+    ):
         return self._generate(model, messages, optional_params, model_response)
 
-    async def acompletion(self, model, messages, api_base, custom_prompt_dict, model_response, print_verbose,
-                          encoding, api_key, logging_obj, optional_params, *args, **kwargs):
+    async def acompletion(
+        self,
+        model,
+        messages,
+        api_base,
+        custom_prompt_dict,
+        model_response,
+        print_verbose,
+        encoding,
+        api_key,
+        logging_obj,
+        optional_params,
+        *args,
+        **kwargs,
+    ):
         # Generation is CPU-bound: run it off the event loop so other (hosted) calls proceed.
         return await asyncio.to_thread(self._generate, model, messages, optional_params, model_response)

@@ -11,8 +11,9 @@ from workbench.errors import WorkbenchError
 from workbench.llm import CallResult, ModelSpec
 
 
-def run(version: PromptVersion, values: dict, models: list[ModelSpec | str],
-        use_cache: bool = False, timeout: float = 120.0) -> list[tuple[ModelSpec, CallResult]]:
+def run(
+    version: PromptVersion, values: dict, models: list[ModelSpec | str], use_cache: bool = False, timeout: float = 120.0
+) -> list[tuple[ModelSpec, CallResult]]:
     """Render once, call every model concurrently, record every call; errors come back as results."""
     if not models:
         raise WorkbenchError("Pick at least one model.")
@@ -28,11 +29,14 @@ def run(version: PromptVersion, values: dict, models: list[ModelSpec | str],
         specs.append(spec)
 
     async def all_calls():
-        return await asyncio.gather(*[
-            acomplete(spec, messages, "playground", prompt_version_id=version.id,
-                      use_cache=use_cache, timeout=timeout)
-            for spec in specs
-        ])
+        return await asyncio.gather(
+            *[
+                acomplete(
+                    spec, messages, "playground", prompt_version_id=version.id, use_cache=use_cache, timeout=timeout
+                )
+                for spec in specs
+            ]
+        )
 
     results = asyncio.run(all_calls())
     return [(spec, result) for spec, (result, _call_id) in zip(specs, results)]

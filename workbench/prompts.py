@@ -138,17 +138,17 @@ def list_prompts() -> list[dict]:
         prompts = s.exec(select(Prompt).order_by(Prompt.name)).all()
         out = []
         for prompt in prompts:
-            versions = s.exec(
-                select(PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)
-            ).all()
+            versions = s.exec(select(PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)).all()
             labels = labels_of(prompt.name, s=s)
-            out.append({
-                "name": prompt.name,
-                "description": prompt.description,
-                "versions": len(versions),
-                "latest": max(versions) if versions else None,
-                **{label: labels.get(label) for label in LABELS},
-            })
+            out.append(
+                {
+                    "name": prompt.name,
+                    "description": prompt.description,
+                    "versions": len(versions),
+                    "latest": max(versions) if versions else None,
+                    **{label: labels.get(label) for label in LABELS},
+                }
+            )
         return out
 
 
@@ -158,6 +158,7 @@ def get_prompt(name: str, s=None) -> Prompt:
         if prompt is None:
             raise NotFound(f"No prompt named {name!r}.")
         return prompt
+
     if s is not None:
         return find(s)
     with session() as s:
@@ -167,9 +168,11 @@ def get_prompt(name: str, s=None) -> Prompt:
 def versions(name: str) -> list[PromptVersion]:
     with session() as s:
         prompt = get_prompt(name, s)
-        return list(s.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.version)
-        ).all())
+        return list(
+            s.exec(
+                select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.version)
+            ).all()
+        )
 
 
 def get_version(name: str, version: int) -> PromptVersion:
@@ -198,6 +201,7 @@ def prompt_name_of(version: PromptVersion) -> str:
 
 def labels_of(name: str, s=None) -> dict[str, int]:
     """{label: version number} for one prompt."""
+
     def read(s):
         prompt = get_prompt(name, s)
         rows = s.exec(
@@ -206,6 +210,7 @@ def labels_of(name: str, s=None) -> dict[str, int]:
             .where(PromptLabel.prompt_id == prompt.id)
         ).all()
         return {label: version for label, version in rows}
+
     if s is not None:
         return read(s)
     with session() as s:
@@ -235,26 +240,38 @@ def set_label(name: str, label: str, version: int, evidence: str = "", author: s
         else:
             current.version_id = target.id
             current.updated_at = utcnow()
-        s.add(LabelEvent(
-            prompt_id=prompt.id, label=label, from_version_id=previous_id, to_version_id=target.id,
-            author=author or config.author(), evidence=evidence,
-        ))
+        s.add(
+            LabelEvent(
+                prompt_id=prompt.id,
+                label=label,
+                from_version_id=previous_id,
+                to_version_id=target.id,
+                author=author or config.author(),
+                evidence=evidence,
+            )
+        )
 
 
 def label_history(name: str) -> list[dict]:
     with session() as s:
         prompt = get_prompt(name, s)
-        numbers = dict(s.exec(
-            select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)
-        ).all())
+        numbers = dict(
+            s.exec(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)).all()
+        )
         events = s.exec(
             select(LabelEvent).where(LabelEvent.prompt_id == prompt.id).order_by(LabelEvent.id.desc())
         ).all()
-        return [{
-            "when": e.created_at, "label": e.label,
-            "from": numbers.get(e.from_version_id), "to": numbers[e.to_version_id],
-            "author": e.author, "evidence": e.evidence,
-        } for e in events]
+        return [
+            {
+                "when": e.created_at,
+                "label": e.label,
+                "from": numbers.get(e.from_version_id),
+                "to": numbers[e.to_version_id],
+                "author": e.author,
+                "evidence": e.evidence,
+            }
+            for e in events
+        ]
 
 
 def resolve(ref: str) -> PromptVersion:
@@ -296,11 +313,13 @@ def diff(a: PromptVersion, b: PromptVersion) -> dict:
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         span = max(i2 - i1, j2 - j1)
         for k in range(span):
-            rows.append({
-                "tag": tag,
-                "left": left[i1 + k] if i1 + k < i2 else "",
-                "right": right[j1 + k] if j1 + k < j2 else "",
-            })
+            rows.append(
+                {
+                    "tag": tag,
+                    "left": left[i1 + k] if i1 + k < i2 else "",
+                    "right": right[j1 + k] if j1 + k < j2 else "",
+                }
+            )
     settings = {}
     if a.model != b.model:
         settings["model"] = (a.model, b.model)

@@ -28,26 +28,46 @@ def difference_chart(summary: dict) -> go.Figure:
     metrics = [m for m in summary["metrics"] if m["comparisons"]]
     if not metrics:
         return go.Figure().update_layout(title="No scores to compare", height=200)
-    fig = make_subplots(rows=len(metrics), cols=1, vertical_spacing=min(0.12, 0.5 / len(metrics)),
-                        subplot_titles=[f"{m['metric']} ({'pp' if m['kind'] == 'pass' else 'score'}, "
-                                        f"vs {summary['baseline']})" for m in metrics])
+    fig = make_subplots(
+        rows=len(metrics),
+        cols=1,
+        vertical_spacing=min(0.12, 0.5 / len(metrics)),
+        subplot_titles=[
+            f"{m['metric']} ({'pp' if m['kind'] == 'pass' else 'score'}, vs {summary['baseline']})" for m in metrics
+        ],
+    )
     for index, metric in enumerate(metrics, 1):
         scale = 100.0 if metric["kind"] == "pass" else 1.0
         shown = [c for c in metric["comparisons"] if c["diff"] is not None]
         diffs = [c["diff"] * scale for c in shown]
         colours = {"better": "#2ca02c", "worse": "#d62728", "none": "#7f7f7f"}
-        fig.add_trace(go.Scatter(
-            x=diffs, y=[c["variant"] for c in shown], mode="markers", showlegend=False,
-            marker=dict(size=11, color=[colours[c["direction"]] for c in shown]),
-            error_x=dict(type="data", symmetric=False,
-                         array=[(c["ci_high"] * scale - d) if c["ci_high"] is not None else 0
-                                for c, d in zip(shown, diffs)],
-                         arrayminus=[(d - c["ci_low"] * scale) if c["ci_low"] is not None else 0
-                                     for c, d in zip(shown, diffs)]),
-            hovertext=[c["verdict"] for c in shown], hoverinfo="text"), row=index, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=diffs,
+                y=[c["variant"] for c in shown],
+                mode="markers",
+                showlegend=False,
+                marker=dict(size=11, color=[colours[c["direction"]] for c in shown]),
+                error_x=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[(c["ci_high"] * scale - d) if c["ci_high"] is not None else 0 for c, d in zip(shown, diffs)],
+                    arrayminus=[
+                        (d - c["ci_low"] * scale) if c["ci_low"] is not None else 0 for c, d in zip(shown, diffs)
+                    ],
+                ),
+                hovertext=[c["verdict"] for c in shown],
+                hoverinfo="text",
+            ),
+            row=index,
+            col=1,
+        )
         fig.add_vline(x=0, line_dash="dash", line_color="#888", row=index, col=1)
-    fig.update_layout(height=140 + 130 * len(metrics), margin=dict(l=10, r=10, t=50, b=10),
-                      title="Difference from the baseline with 95% CI (green: better, red: worse)")
+    fig.update_layout(
+        height=140 + 130 * len(metrics),
+        margin=dict(l=10, r=10, t=50, b=10),
+        title="Difference from the baseline with 95% CI (green: better, red: worse)",
+    )
     return fig
 
 
@@ -57,12 +77,24 @@ def distribution_chart(result: compare.Result, metric: str) -> go.Figure:
     values = compare.values_of(result, chosen)
     fig = go.Figure()
     for index, (label, by_row) in enumerate(values.items()):
-        fig.add_trace(go.Histogram(x=list(stats.row_means(by_row).values()), name=label, opacity=0.6,
-                                   marker_color=PALETTE[index % len(PALETTE)],
-                                   xbins=dict(start=-0.05, end=1.05, size=0.1) if chosen.scale == 1.0 else None))
-    fig.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=40, b=10),
-                      title=f"{metric}: per-row {'pass rate' if chosen.kind == 'pass' else 'score'} by variant",
-                      xaxis_title=metric, yaxis_title="rows", legend=dict(orientation="h", y=-0.2))
+        fig.add_trace(
+            go.Histogram(
+                x=list(stats.row_means(by_row).values()),
+                name=label,
+                opacity=0.6,
+                marker_color=PALETTE[index % len(PALETTE)],
+                xbins=dict(start=-0.05, end=1.05, size=0.1) if chosen.scale == 1.0 else None,
+            )
+        )
+    fig.update_layout(
+        barmode="overlay",
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title=f"{metric}: per-row {'pass rate' if chosen.kind == 'pass' else 'score'} by variant",
+        xaxis_title=metric,
+        yaxis_title="rows",
+        legend=dict(orientation="h", y=-0.2),
+    )
     return fig
 
 
@@ -70,18 +102,33 @@ def latency_chart(result: compare.Result) -> go.Figure:
     """Latency boxes per variant, from calls that reached the model (cache hits excluded)."""
     fig = go.Figure()
     for index, variant in enumerate(result.variants):
-        latencies = [i["latency_ms"] for i in result.items if i["variant"] == variant.label
-                     and i["status"] == "done" and not i["cached"] and i["latency_ms"] is not None]
-        fig.add_trace(go.Box(y=latencies, name=variant.label, boxpoints="outliers",
-                             marker_color=PALETTE[index % len(PALETTE)]))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
-                      title="Latency per call (ms)", yaxis_title="ms")
+        latencies = [
+            i["latency_ms"]
+            for i in result.items
+            if i["variant"] == variant.label
+            and i["status"] == "done"
+            and not i["cached"]
+            and i["latency_ms"] is not None
+        ]
+        fig.add_trace(
+            go.Box(y=latencies, name=variant.label, boxpoints="outliers", marker_color=PALETTE[index % len(PALETTE)])
+        )
+    fig.update_layout(
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        showlegend=False,
+        title="Latency per call (ms)",
+        yaxis_title="ms",
+    )
     return fig
 
 
 def figures(result: compare.Result) -> list[go.Figure]:
-    return ([difference_chart(result.summary)] + [distribution_chart(result, m.name) for m in result.metrics]
-            + [latency_chart(result)])
+    return (
+        [difference_chart(result.summary)]
+        + [distribution_chart(result, m.name) for m in result.metrics]
+        + [latency_chart(result)]
+    )
 
 
 # ---------------------------------------------------------------- tables
@@ -122,34 +169,59 @@ def summary_table(summary: dict) -> list[dict]:
         for label, own in metric["variants"].items():
             ci = f" [{fmt(own['low'])}, {fmt(own['high'])}]" if own["low"] is not None else ""
             c = by_variant.get(label)
-            record = {"metric": metric["metric"], "variant": label, "rows": own["n"],
-                      "mean / pass rate": fmt(own["mean"]) + ci}
+            record = {
+                "metric": metric["metric"],
+                "variant": label,
+                "rows": own["n"],
+                "mean / pass rate": fmt(own["mean"]) + ci,
+            }
             if c is None:
-                record.update({"difference vs baseline": "baseline", "p": "", "test": "", "win/tie/loss": "",
-                               "verdict": ""})
+                record.update(
+                    {"difference vs baseline": "baseline", "p": "", "test": "", "win/tie/loss": "", "verdict": ""}
+                )
             else:
                 unit = " pp" if is_pass else ""
-                ci = (f" [{_signed(c['ci_low'], is_pass)}, {_signed(c['ci_high'], is_pass)}]"
-                      if c["ci_low"] is not None else "")
-                record.update({"difference vs baseline": _signed(c["diff"], is_pass) + unit + ci, "p": _p(c),
-                               "test": c["test"], "win/tie/loss": f"{c['wins']}/{c['ties']}/{c['losses']}",
-                               "verdict": c["direction"]})
+                ci = (
+                    f" [{_signed(c['ci_low'], is_pass)}, {_signed(c['ci_high'], is_pass)}]"
+                    if c["ci_low"] is not None
+                    else ""
+                )
+                record.update(
+                    {
+                        "difference vs baseline": _signed(c["diff"], is_pass) + unit + ci,
+                        "p": _p(c),
+                        "test": c["test"],
+                        "win/tie/loss": f"{c['wins']}/{c['ties']}/{c['losses']}",
+                        "verdict": c["direction"],
+                    }
+                )
             out.append(record)
     return out
 
 
 def cost_table(summary: dict) -> list[dict]:
     """Cost and latency side by side, formatted for reading."""
+
     def money(x):
         return "–" if x is None else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
 
     def ms(x):
         return "–" if x is None else f"{x:,.0f} ms"
 
-    return [{"variant": c["variant"], "items": c["items"], "errors": c["errors"], "cached": c["cached"],
-             "latency mean": ms(c["latency_mean_ms"]), "latency p95": ms(c["latency_p95_ms"]),
-             "cost per call": money(c["cost_mean_usd"]), "cost per 1 000 rows": money(c["cost_per_1k_rows_usd"]),
-             "unpriced calls": c["unpriced"]} for c in summary["costs"]]
+    return [
+        {
+            "variant": c["variant"],
+            "items": c["items"],
+            "errors": c["errors"],
+            "cached": c["cached"],
+            "latency mean": ms(c["latency_mean_ms"]),
+            "latency p95": ms(c["latency_p95_ms"]),
+            "cost per call": money(c["cost_mean_usd"]),
+            "cost per 1 000 rows": money(c["cost_per_1k_rows_usd"]),
+            "unpriced calls": c["unpriced"],
+        }
+        for c in summary["costs"]
+    ]
 
 
 def rows_csv(result: compare.Result) -> bytes:
@@ -196,11 +268,15 @@ def _print_table(records: list[dict], out) -> None:
 def print_summary(summary: dict, out=None) -> None:
     """The per-scorer table, verdicts, warnings and costs, for a terminal."""
     out = out or sys.stdout
-    print(f"variants (baseline: {summary['baseline']}), {summary['rows']} rows"
-          + (f", {summary['repeats']} repeats" if summary["repeats"] > 1 else ""), file=out)
+    print(
+        f"variants (baseline: {summary['baseline']}), {summary['rows']} rows"
+        + (f", {summary['repeats']} repeats" if summary["repeats"] > 1 else ""),
+        file=out,
+    )
     for v in summary["variants"]:
-        print(f"  {v['label']}: run {v['run_id']}, {v['prompt']}@{v['version']}, {v['model']}, {v['dataset']}",
-              file=out)
+        print(
+            f"  {v['label']}: run {v['run_id']}, {v['prompt']}@{v['version']}, {v['model']}, {v['dataset']}", file=out
+        )
     for note in summary["notes"]:
         print(f"note: {note}", file=out)
     print("", file=out)
@@ -235,28 +311,55 @@ def _md_table(records: list[dict]) -> str:
 
 
 def _warnings(summary: dict) -> list[str]:
-    lines = [f"{m['metric']}, {c['variant']}: {w}" for m in summary["metrics"] for c in m["comparisons"]
-             for w in c["warnings"]]
-    return lines + list(dict.fromkeys(m["multiple_comparisons"] for m in summary["metrics"]
-                                      if m["multiple_comparisons"]))
+    lines = [
+        f"{m['metric']}, {c['variant']}: {w}"
+        for m in summary["metrics"]
+        for c in m["comparisons"]
+        for w in c["warnings"]
+    ]
+    return lines + list(
+        dict.fromkeys(m["multiple_comparisons"] for m in summary["metrics"] if m["multiple_comparisons"])
+    )
 
 
 def _pairwise_records(summary: dict) -> list[dict]:
-    return [{"A": p["a"], "B": p["b"], "judge": p["judge"],
-             "B win rate": "–" if p["win_rate"] is None else f"{p['win_rate']:.0%} "
-                                                             f"[{p['ci_low']:.0%}, {p['ci_high']:.0%}]",
-             "B / A / tie / missing": f"{p['counts']['B']} / {p['counts']['A']} / {p['counts']['tie']} / "
-                                      f"{p['counts']['missing']}"} for p in summary.get("pairwise", [])]
+    return [
+        {
+            "A": p["a"],
+            "B": p["b"],
+            "judge": p["judge"],
+            "B win rate": "–"
+            if p["win_rate"] is None
+            else f"{p['win_rate']:.0%} [{p['ci_low']:.0%}, {p['ci_high']:.0%}]",
+            "B / A / tie / missing": f"{p['counts']['B']} / {p['counts']['A']} / {p['counts']['tie']} / "
+            f"{p['counts']['missing']}",
+        }
+        for p in summary.get("pairwise", [])
+    ]
 
 
 def markdown_report(summary: dict, title: str = "Comparison") -> str:
     """Tables and verdicts as Markdown (for a pull request or a wiki page)."""
-    parts = [f"# {title}\n", f"Baseline: **{summary['baseline']}** · {summary['rows']} rows"
-             + (f" · {summary['repeats']} repeats (statistics on row means)" if summary["repeats"] > 1 else "")
-             + f" · alpha {summary['alpha']:g}\n", "## Variants\n",
-             _md_table([{"variant": v["label"], "run": v["run_id"], "prompt": f"{v['prompt']}@{v['version']}",
-                         "model": v["model"], "dataset": v["dataset"], "items": v["items"]}
-                        for v in summary["variants"]])]
+    parts = [
+        f"# {title}\n",
+        f"Baseline: **{summary['baseline']}** · {summary['rows']} rows"
+        + (f" · {summary['repeats']} repeats (statistics on row means)" if summary["repeats"] > 1 else "")
+        + f" · alpha {summary['alpha']:g}\n",
+        "## Variants\n",
+        _md_table(
+            [
+                {
+                    "variant": v["label"],
+                    "run": v["run_id"],
+                    "prompt": f"{v['prompt']}@{v['version']}",
+                    "model": v["model"],
+                    "dataset": v["dataset"],
+                    "items": v["items"],
+                }
+                for v in summary["variants"]
+            ]
+        ),
+    ]
     if summary["notes"]:
         parts += ["## Notes\n"] + [f"- {n}" for n in summary["notes"]] + [""]
     table = summary_table(summary)
@@ -283,8 +386,12 @@ def _html_table(records: list[dict]) -> str:
         return "<p><em>none</em></p>"
     columns = list(records[0])
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str('' if r.get(c) is None else r.get(c)))}</td>"
-                                    for c in columns) + "</tr>" for r in records)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str('' if r.get(c) is None else r.get(c)))}</td>" for c in columns)
+        + "</tr>"
+        for r in records
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -295,17 +402,26 @@ def _html_list(lines: list[str], css: str = "") -> str:
 def html_report(result: compare.Result, title: str = "Comparison", rows: int = 50) -> str:
     """A self-contained page: tables, verdicts, charts (plotly.js inlined once) and the first rows side by side."""
     summary = result.summary
-    charts = [fig.to_html(full_html=False, include_plotlyjs=(index == 0))
-              for index, fig in enumerate(figures(result))]
+    charts = [fig.to_html(full_html=False, include_plotlyjs=(index == 0)) for index, fig in enumerate(figures(result))]
     view = compare.row_view(result, limit=rows)
     labels = list(view["rows"][0]["variants"]) if view["rows"] else []
     side = "".join(
-        "<tr><td>" + html.escape(r["row_key"]) + "</td><td style='white-space:pre-wrap'>" + html.escape(r["input"])
-        + "</td><td>" + html.escape(str(r["expected"] or "")) + "</td>"
-        + "".join(f"<td>{r['variants'][label]['html']}<br><small>"
-                  + html.escape(", ".join(f"{k} {v:.2f}" for k, v in r["variants"][label]["scores"].items()
-                                          if v is not None)) + "</small></td>" for label in labels) + "</tr>"
-        for r in view["rows"])
+        "<tr><td>"
+        + html.escape(r["row_key"])
+        + "</td><td style='white-space:pre-wrap'>"
+        + html.escape(r["input"])
+        + "</td><td>"
+        + html.escape(str(r["expected"] or ""))
+        + "</td>"
+        + "".join(
+            f"<td>{r['variants'][label]['html']}<br><small>"
+            + html.escape(", ".join(f"{k} {v:.2f}" for k, v in r["variants"][label]["scores"].items() if v is not None))
+            + "</small></td>"
+            for label in labels
+        )
+        + "</tr>"
+        for r in view["rows"]
+    )
     head = "".join(f"<th>{html.escape(label)}</th>" for label in labels)
     body = [
         f"<h1>{html.escape(title)}</h1>",
@@ -313,19 +429,35 @@ def html_report(result: compare.Result, title: str = "Comparison", rows: int = 5
         + (f" · {summary['repeats']} repeats (statistics on row means)" if summary["repeats"] > 1 else "")
         + f" · alpha {summary['alpha']:g}</p>",
         "<h2>Variants</h2>",
-        _html_table([{"variant": v["label"], "run": v["run_id"], "prompt": f"{v['prompt']}@{v['version']}",
-                      "model": v["model"], "dataset": v["dataset"], "items": v["items"]}
-                     for v in summary["variants"]]),
+        _html_table(
+            [
+                {
+                    "variant": v["label"],
+                    "run": v["run_id"],
+                    "prompt": f"{v['prompt']}@{v['version']}",
+                    "model": v["model"],
+                    "dataset": v["dataset"],
+                    "items": v["items"],
+                }
+                for v in summary["variants"]
+            ]
+        ),
         _html_list(summary["notes"], "note") if summary["notes"] else "",
-        "<h2>Summary</h2>", _html_table(summary_table(summary)),
-        "<h2>Verdicts</h2>", _html_list(compare.verdicts(summary) or ["no scores to compare"]),
+        "<h2>Summary</h2>",
+        _html_table(summary_table(summary)),
+        "<h2>Verdicts</h2>",
+        _html_list(compare.verdicts(summary) or ["no scores to compare"]),
         ("<h2>Warnings</h2>" + _html_list(_warnings(summary), "note")) if _warnings(summary) else "",
         ("<h2>Pairwise judge</h2>" + _html_table(_pairwise_records(summary))) if summary.get("pairwise") else "",
-        "<h2>Cost and latency</h2>", _html_table(cost_table(summary)),
-        "<h2>Charts</h2>", *charts,
+        "<h2>Cost and latency</h2>",
+        _html_table(cost_table(summary)),
+        "<h2>Charts</h2>",
+        *charts,
         f"<h2>Rows (first {len(view['rows'])} of {view['total']})</h2>",
         f"<table><thead><tr><th>row</th><th>input</th><th>expected</th>{head}</tr></thead><tbody>{side}</tbody>"
         "</table>",
     ]
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )

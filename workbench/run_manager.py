@@ -25,8 +25,7 @@ class RunManager:
             thread = self._threads.get(run_id)
             if thread is not None and thread.is_alive():
                 return False
-            thread = threading.Thread(target=self._work, args=(run_id, retry_errors),
-                                      name=f"run-{run_id}", daemon=True)
+            thread = threading.Thread(target=self._work, args=(run_id, retry_errors), name=f"run-{run_id}", daemon=True)
             self._threads[run_id] = thread
             self._errors.pop(run_id, None)
             thread.start()

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import case, func, insert, select as sa_select, update
+from sqlalchemy import case, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import select
 
-from storage.db import engine as db_engine, session
-from storage.tables import (DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow)
+from storage.db import engine as db_engine
+from storage.db import session
+from storage.tables import DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow
 from workbench import datasets, guardrails, prompts
-from workbench.scoring import scorer_variables, store, validate_scorer_config
 from workbench.errors import NotFound, WorkbenchError
 from workbench.llm import ModelSpec
+from workbench.scoring import scorer_variables, store, validate_scorer_config
 
 FINAL_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
 STALE_AFTER = timedelta(seconds=30)  # a running run whose worker has not beaten for this long died
@@ -64,8 +66,12 @@ def _resolve_prompt(entry) -> PromptVersion:
     if isinstance(entry, dict) and entry.get("name"):
         kind = "chat" if entry.get("messages") else "text"
         saved = prompts.save_version(
-            entry["name"], kind=kind, template=entry.get("template"), messages=entry.get("messages"),
-            model=entry.get("model", prompts.DEFAULT_MODEL), params=entry.get("params") or {},
+            entry["name"],
+            kind=kind,
+            template=entry.get("template"),
+            messages=entry.get("messages"),
+            model=entry.get("model", prompts.DEFAULT_MODEL),
+            params=entry.get("params") or {},
             note=entry.get("note", "from eval config"),
         )
         return saved.version
@@ -107,8 +113,10 @@ def plan_from_config(config: dict) -> RunPlan:
     needed = {name for c in scorers for name in scorer_variables(c)}
     missing = sorted(needed - set(dataset_version.columns))
     if missing:
-        raise WorkbenchError(f"Scorers refer to column(s) {', '.join(missing)} that dataset "
-                             f"'{datasets.label_of(dataset_version)}' lacks.")
+        raise WorkbenchError(
+            f"Scorers refer to column(s) {', '.join(missing)} that dataset "
+            f"'{datasets.label_of(dataset_version)}' lacks."
+        )
     guard_config = config.get("guardrails") or {}
     if not isinstance(guard_config, dict):
         raise WorkbenchError("guardrails must be a mapping with 'input' and/or 'output' lists.")
@@ -134,9 +142,15 @@ def plan_from_config(config: dict) -> RunPlan:
         public["rag"] = rag
     return RunPlan(
         name=str(config.get("description") or config.get("name") or ""),
-        prompt_versions=versions, dataset_version=dataset_version, models=models, config=public,
-        concurrency=concurrency, repeat=repeat, use_cache=bool(config.get("cache", True)),
-        budget_usd=float(budget) if budget is not None else None, scorers=scorers,
+        prompt_versions=versions,
+        dataset_version=dataset_version,
+        models=models,
+        config=public,
+        concurrency=concurrency,
+        repeat=repeat,
+        use_cache=bool(config.get("cache", True)),
+        budget_usd=float(budget) if budget is not None else None,
+        scorers=scorers,
         limit=int(limit) if limit is not None else None,
     )
 
@@ -194,24 +208,40 @@ def create_run(plan: RunPlan) -> int:
     """Write the run and its whole plan of items in one transaction; returns the run id."""
     with session() as s:
         run = Run(
-            name=plan.name, config=plan.config, status="pending", dataset_version_id=plan.dataset_version.id,
-            concurrency=plan.concurrency, budget_usd=plan.budget_usd, use_cache=plan.use_cache, repeat=plan.repeat,
+            name=plan.name,
+            config=plan.config,
+            status="pending",
+            dataset_version_id=plan.dataset_version.id,
+            concurrency=plan.concurrency,
+            budget_usd=plan.budget_usd,
+            use_cache=plan.use_cache,
+            repeat=plan.repeat,
         )
         s.add(run)
         s.flush()
         row_ids = s.exec(
-            select(DatasetRow.id).where(DatasetRow.dataset_version_id == plan.dataset_version.id)
+            select(DatasetRow.id)
+            .where(DatasetRow.dataset_version_id == plan.dataset_version.id)
             .order_by(DatasetRow.position)
-        ).all()[:plan.limit]
+        ).all()[: plan.limit]
         items = [
-            {"run_id": run.id, "prompt_version_id": v.id, "model": m.label, "dataset_row_id": row_id,
-             "repeat": r, "status": "pending"}
-            for v in plan.prompt_versions for m in plan.models for row_id in row_ids for r in range(plan.repeat)
+            {
+                "run_id": run.id,
+                "prompt_version_id": v.id,
+                "model": m.label,
+                "dataset_row_id": row_id,
+                "repeat": r,
+                "status": "pending",
+            }
+            for v in plan.prompt_versions
+            for m in plan.models
+            for row_id in row_ids
+            for r in range(plan.repeat)
         ]
         if not items:
             raise WorkbenchError("The dataset has no rows: nothing to run.")
         for start in range(0, len(items), 5000):
-            s.execute(insert(RunItem), items[start:start + 5000])
+            s.execute(insert(RunItem), items[start : start + 5000])
         run_id = run.id
     for spec in plan.models:
         if spec.api_key:
@@ -242,8 +272,8 @@ def effective_status(run: Run) -> str:
     if run.status in ("running", "cancelling"):
         beat = run.heartbeat_at or run.started_at or run.created_at
         if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=timezone.utc)
-        if datetime.now(timezone.utc) - beat > STALE_AFTER:
+            beat = beat.replace(tzinfo=UTC)
+        if datetime.now(UTC) - beat > STALE_AFTER:
             return "interrupted"
     return run.status
 
@@ -264,15 +294,21 @@ def progress(run_id: int) -> dict:
     """Counts over items and spend so far, in SQL."""
     eng = db_engine()
     with eng.connect() as conn:
-        counts = dict(conn.execute(
-            sa_select(RunItem.status, func.count()).where(RunItem.run_id == run_id).group_by(RunItem.status)
-        ).all())
+        counts = dict(
+            conn.execute(
+                sa_select(RunItem.status, func.count()).where(RunItem.run_id == run_id).group_by(RunItem.status)
+            ).all()
+        )
         calls = conn.execute(
-            sa_select(func.count(), func.sum(case((LlmCall.cached, 1), else_=0)),
-                      func.coalesce(func.sum(LlmCall.cost_usd), 0.0),
-                      func.coalesce(func.sum(LlmCall.input_tokens), 0), func.coalesce(func.sum(LlmCall.output_tokens), 0),
-                      func.min(LlmCall.created_at), func.max(LlmCall.created_at))
-            .where(LlmCall.run_id == run_id)
+            sa_select(
+                func.count(),
+                func.sum(case((LlmCall.cached, 1), else_=0)),
+                func.coalesce(func.sum(LlmCall.cost_usd), 0.0),
+                func.coalesce(func.sum(LlmCall.input_tokens), 0),
+                func.coalesce(func.sum(LlmCall.output_tokens), 0),
+                func.min(LlmCall.created_at),
+                func.max(LlmCall.created_at),
+            ).where(LlmCall.run_id == run_id)
         ).one()
     total = sum(counts.values())
     done = counts.get("done", 0)
@@ -280,9 +316,16 @@ def progress(run_id: int) -> dict:
     first, last = calls[5], calls[6]
     elapsed = (last - first).total_seconds() if first and last else 0.0
     return {
-        "total": total, "done": done, "failed": failed, "remaining": counts.get("pending", 0),
-        "calls": calls[0], "cached": calls[1] or 0, "cost_usd": float(calls[2]), "input_tokens": int(calls[3]),
-        "output_tokens": int(calls[4]), "calls_per_s": (calls[0] / elapsed) if elapsed > 0 else None,
+        "total": total,
+        "done": done,
+        "failed": failed,
+        "remaining": counts.get("pending", 0),
+        "calls": calls[0],
+        "cached": calls[1] or 0,
+        "cost_usd": float(calls[2]),
+        "input_tokens": int(calls[3]),
+        "output_tokens": int(calls[4]),
+        "calls_per_s": (calls[0] / elapsed) if elapsed > 0 else None,
     }
 
 
@@ -292,20 +335,44 @@ def list_runs(limit: int = 50) -> list[dict]:
     out = []
     for run in runs:
         p = progress(run.id)
-        out.append({
-            "id": run.id, "name": run.name, "status": effective_status(run),
-            "created": run.created_at, "done": p["done"], "failed": p["failed"], "total": p["total"],
-            "cost_usd": p["cost_usd"],
-        })
+        out.append(
+            {
+                "id": run.id,
+                "name": run.name,
+                "status": effective_status(run),
+                "created": run.created_at,
+                "done": p["done"],
+                "failed": p["failed"],
+                "total": p["total"],
+                "cost_usd": p["cost_usd"],
+            }
+        )
     return out
 
 
-RESULT_COLUMNS = ["item_id", "row_key", "prompt", "version", "model", "repeat", "status", "input", "output",
-                  "expected", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "cached", "error"]
+RESULT_COLUMNS = [
+    "item_id",
+    "row_key",
+    "prompt",
+    "version",
+    "model",
+    "repeat",
+    "status",
+    "input",
+    "output",
+    "expected",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cached",
+    "error",
+]
 
 
-def results(run_id: int, limit: int | None = 200, offset: int = 0, status: str | None = None,
-            search: str | None = None) -> list[dict]:
+def results(
+    run_id: int, limit: int | None = 200, offset: int = 0, status: str | None = None, search: str | None = None
+) -> list[dict]:
     """One page of per-item results joined with their row, version and call."""
     from storage.tables import Prompt
 
@@ -334,13 +401,22 @@ def results(run_id: int, limit: int | None = 200, offset: int = 0, status: str |
     out = []
     for item, row, version, prompt_name, call in rows:
         record = {
-            "item_id": item.id, "row_key": row.row_key, "prompt": prompt_name, "version": version.version,
-            "model": item.model, "repeat": item.repeat, "status": item.status,
+            "item_id": item.id,
+            "row_key": row.row_key,
+            "prompt": prompt_name,
+            "version": version.version,
+            "model": item.model,
+            "repeat": item.repeat,
+            "status": item.status,
             "input": json.dumps({k: row.data.get(k) for k in version.variables}, ensure_ascii=False),
-            "output": call.output if call else None, "expected": row.data.get("expected"),
-            "latency_ms": call.latency_ms if call else None, "input_tokens": call.input_tokens if call else None,
-            "output_tokens": call.output_tokens if call else None, "cost_usd": call.cost_usd if call else None,
-            "cached": call.cached if call else None, "error": item.error or (call.error if call else None),
+            "output": call.output if call else None,
+            "expected": row.data.get("expected"),
+            "latency_ms": call.latency_ms if call else None,
+            "input_tokens": call.input_tokens if call else None,
+            "output_tokens": call.output_tokens if call else None,
+            "cost_usd": call.cost_usd if call else None,
+            "cached": call.cached if call else None,
+            "error": item.error or (call.error if call else None),
         }
         for name, score in scores.get(item.id, {}).items():
             record[f"{name}.score"] = score.value
@@ -377,8 +453,12 @@ def summary(run_id: int) -> dict:
     scorers = queries.score_summary(run_id)
     finished = p["done"] + p["failed"]
     pass_rate = queries.overall_pass_rate(run_id) if scorers else (p["done"] / finished if finished else None)
-    return {**p, "scorers": scorers, "pass_rate": pass_rate,
-            "error_rate": (p["failed"] / finished) if finished else None}
+    return {
+        **p,
+        "scorers": scorers,
+        "pass_rate": pass_rate,
+        "error_rate": (p["failed"] / finished) if finished else None,
+    }
 
 
 def check_thresholds(result: dict, thresholds: dict) -> list[str]:

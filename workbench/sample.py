@@ -13,7 +13,6 @@ from storage.db import session
 from storage.tables import Prompt
 from workbench import config, prompts
 
-
 SAMPLE_PROMPT_FILES = ("prompts.yaml", "rag_prompt.yaml")
 
 
@@ -28,10 +27,15 @@ def load_sample_prompts(path=None) -> list[str]:
             continue
         for version in entry["versions"]:
             prompts.save_version(
-                entry["name"], kind=version.get("kind", "text"), template=version.get("template"),
-                messages=version.get("messages"), model=version.get("model", prompts.DEFAULT_MODEL),
-                params=version.get("params") or {}, note=version.get("note", ""),
-                description=entry.get("description", ""), author="sample data",
+                entry["name"],
+                kind=version.get("kind", "text"),
+                template=version.get("template"),
+                messages=version.get("messages"),
+                model=version.get("model", prompts.DEFAULT_MODEL),
+                params=version.get("params") or {},
+                note=version.get("note", ""),
+                description=entry.get("description", ""),
+                author="sample data",
             )
         for label, number in (entry.get("labels") or {}).items():
             prompts.set_label(entry["name"], label, number, evidence="sample data", author="sample data")
@@ -59,8 +63,14 @@ def load_sample_datasets() -> list[str]:
         if name in existing or not path.exists():
             continue
         parsed = datasets.parse_dataset(path.read_bytes(), filename)
-        datasets.save_version(name, parsed, note="sample data", source_filename=filename,
-                              description=SAMPLE_DESCRIPTIONS[name], author="sample data")
+        datasets.save_version(
+            name,
+            parsed,
+            note="sample data",
+            source_filename=filename,
+            description=SAMPLE_DESCRIPTIONS[name],
+            author="sample data",
+        )
         loaded.append(name)
     return loaded
 

@@ -21,8 +21,9 @@ can share it. Design decisions, and why:
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Hashable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -93,13 +94,24 @@ def row_spread(values_by_row: Mapping[Hashable, Any], threshold: float = 0.5) ->
         if n:
             passed = float((clean >= threshold).mean())
             out[key] = {
-                "n": n, "errors": len(raw) - n, "mean": float(clean.mean()),
-                "min": float(clean.min()), "max": float(clean.max()),
-                "pass_fraction": passed, "flaky": 0.0 < passed < 1.0,
+                "n": n,
+                "errors": len(raw) - n,
+                "mean": float(clean.mean()),
+                "min": float(clean.min()),
+                "max": float(clean.max()),
+                "pass_fraction": passed,
+                "flaky": 0.0 < passed < 1.0,
             }
         else:
-            out[key] = {"n": 0, "errors": len(raw), "mean": None, "min": None, "max": None,
-                        "pass_fraction": None, "flaky": False}
+            out[key] = {
+                "n": 0,
+                "errors": len(raw),
+                "mean": None,
+                "min": None,
+                "max": None,
+                "pass_fraction": None,
+                "flaky": False,
+            }
     return out
 
 
@@ -217,8 +229,9 @@ def _aligned(a: Sequence[Any], b: Sequence[Any]) -> tuple[np.ndarray, np.ndarray
     return a_arr[keep], b_arr[keep], int((~keep).sum())
 
 
-def sign_flip_p_value(d: np.ndarray, n_perm: int = 10000,
-                      seed: int | np.random.SeedSequence = 0) -> tuple[float | None, bool]:
+def sign_flip_p_value(
+    d: np.ndarray, n_perm: int = 10000, seed: int | np.random.SeedSequence = 0
+) -> tuple[float | None, bool]:
     """Two-sided paired permutation test of mean(d) == 0 by flipping signs of differences.
 
     Under "A and B are interchangeable" each row's difference is as likely to be +d as
@@ -233,7 +246,7 @@ def sign_flip_p_value(d: np.ndarray, n_perm: int = 10000,
     observed = abs(d.sum())
     tol = 1e-9 * np.abs(d).sum()  # equal sums must compare equal despite float rounding
     if n <= EXACT_PERMUTATION_MAX_N:
-        patterns = np.arange(2 ** n)[:, None] >> np.arange(n) & 1
+        patterns = np.arange(2**n)[:, None] >> np.arange(n) & 1
         sums = (1 - 2 * patterns) @ d
         return float(np.mean(np.abs(sums) >= observed - tol)), True
     rng = np.random.default_rng(seed)
@@ -246,8 +259,9 @@ def sign_flip_p_value(d: np.ndarray, n_perm: int = 10000,
     return (extreme + 1) / (n_perm + 1), False
 
 
-def paired_difference(a: Sequence[Any], b: Sequence[Any], n_boot: int = 5000, seed: int = 0,
-                      confidence: float = 0.95, n_perm: int = 10000) -> PairedDifference:
+def paired_difference(
+    a: Sequence[Any], b: Sequence[Any], n_boot: int = 5000, seed: int = 0, confidence: float = 0.95, n_perm: int = 10000
+) -> PairedDifference:
     """Compare B with A on aligned per-row values (a[i] and b[i] are the same row).
 
     Rows where either side is None/NaN are dropped and counted. The CI is a paired
@@ -258,8 +272,20 @@ def paired_difference(a: Sequence[Any], b: Sequence[Any], n_boot: int = 5000, se
     a_kept, b_kept, dropped = _aligned(a, b)
     n = int(a_kept.size)
     if n == 0:
-        return PairedDifference(n=0, dropped=dropped, mean_a=None, mean_b=None, diff=None, ci_low=None,
-                                ci_high=None, p_value=None, wins=0, ties=0, losses=0, confidence=confidence)
+        return PairedDifference(
+            n=0,
+            dropped=dropped,
+            mean_a=None,
+            mean_b=None,
+            diff=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            wins=0,
+            ties=0,
+            losses=0,
+            confidence=confidence,
+        )
     d = b_kept - a_kept
     tie_tol = 1e-12 * max(1.0, float(np.abs(a_kept).max()), float(np.abs(b_kept).max()))
     wins, losses = int((d > tie_tol).sum()), int((d < -tie_tol).sum())
@@ -270,10 +296,19 @@ def paired_difference(a: Sequence[Any], b: Sequence[Any], n_boot: int = 5000, se
         ci_low, ci_high = _percentile_interval(boot, confidence)
     p_value, exact = sign_flip_p_value(d, n_perm=n_perm, seed=perm_seed)
     return PairedDifference(
-        n=n, dropped=dropped, mean_a=float(a_kept.mean()), mean_b=float(b_kept.mean()),
-        diff=float(d.mean()), ci_low=ci_low, ci_high=ci_high, p_value=p_value,
-        wins=wins, ties=n - wins - losses, losses=losses,
-        sd_diff=float(d.std(ddof=1)) if n >= 2 else None, confidence=confidence,
+        n=n,
+        dropped=dropped,
+        mean_a=float(a_kept.mean()),
+        mean_b=float(b_kept.mean()),
+        diff=float(d.mean()),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_value=p_value,
+        wins=wins,
+        ties=n - wins - losses,
+        losses=losses,
+        sd_diff=float(d.std(ddof=1)) if n >= 2 else None,
+        confidence=confidence,
         test="paired permutation (exact)" if exact else f"paired permutation ({n_perm} random sign flips)",
     )
 
@@ -311,8 +346,9 @@ def mcnemar(a_pass: Sequence[Any], b_pass: Sequence[Any], exact: bool | None = N
     if discordant == 0:
         return McNemarResult(0.0, 1.0, b_only, a_only, int(a_kept.size), exact)
     if exact:
-        return McNemarResult(float(min(b_only, a_only)), _binomial_two_sided(b_only, discordant),
-                             b_only, a_only, int(a_kept.size), True)
+        return McNemarResult(
+            float(min(b_only, a_only)), _binomial_two_sided(b_only, discordant), b_only, a_only, int(a_kept.size), True
+        )
     chi2 = max(0, abs(b_only - a_only) - 1) ** 2 / discordant
     return McNemarResult(float(chi2), float(_scipy_stats().chi2.sf(chi2, 1)), b_only, a_only, int(a_kept.size), False)
 
@@ -358,8 +394,14 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def compare_variants(values: Mapping[Any, Mapping[Hashable, Any]], baseline: Any, kind: str = "score",
-                     seed: int = 0, n_boot: int = 5000, confidence: float = 0.95) -> list[PairedDifference]:
+def compare_variants(
+    values: Mapping[Any, Mapping[Hashable, Any]],
+    baseline: Any,
+    kind: str = "score",
+    seed: int = 0,
+    n_boot: int = 5000,
+    confidence: float = 0.95,
+) -> list[PairedDifference]:
     """Each variant against the baseline on one scorer, paired by row key.
 
     values[variant][row] is a value or a list of repeat values (None = errored). Rows are
@@ -414,9 +456,11 @@ def multiple_comparisons_note(results: Sequence[PairedDifference], alpha: float 
     if len(tested) < 2:
         return None
     baseline = tested[0].baseline
-    return (f"{len(tested)} variants were each compared with {baseline}, so {len(tested)} tests ran. "
-            f"p-values are Holm-adjusted to keep the chance of any false 'better' or 'worse' "
-            f"verdict under {alpha:.0%}; confidence intervals are per comparison and not adjusted.")
+    return (
+        f"{len(tested)} variants were each compared with {baseline}, so {len(tested)} tests ran. "
+        f"p-values are Holm-adjusted to keep the chance of any false 'better' or 'worse' "
+        f"verdict under {alpha:.0%}; confidence intervals are per comparison and not adjusted."
+    )
 
 
 # ---------------------------------------------------------------- words
@@ -460,8 +504,11 @@ def verdict(scorer_name: str, result: PairedDifference, alpha: float = 0.05) -> 
     dec = _decimals(diff, low, high)
     parts = [f"{_signed(diff, dec)}{unit}"]
     level = f"{result.confidence * 100:g}% CI"
-    parts.append(f"{level} {_signed(low, dec)} to {_signed(high, dec)}{unit}" if low is not None
-                 else f"no {level} from {result.n} row")
+    parts.append(
+        f"{level} {_signed(low, dec)} to {_signed(high, dec)}{unit}"
+        if low is not None
+        else f"no {level} from {result.n} row"
+    )
     p = result.p_adjusted if result.p_adjusted is not None else result.p_value
     if p is not None:
         parts.append(("Holm-adjusted " if result.p_adjusted is not None else "") + _format_p(p))
@@ -472,8 +519,13 @@ def verdict(scorer_name: str, result: PairedDifference, alpha: float = 0.05) -> 
     return f"no detectable difference between {b} and {a} on {scorer_name} ({detail})"
 
 
-def warnings_for(result: PairedDifference, alpha: float = 0.05, min_n: int = 10,
-                 scale: float | None = None, wide_fraction: float = 0.5) -> list[str]:
+def warnings_for(
+    result: PairedDifference,
+    alpha: float = 0.05,
+    min_n: int = 10,
+    scale: float | None = None,
+    wide_fraction: float = 0.5,
+) -> list[str]:
     """Reasons not to trust a verdict yet, as plain sentences (empty list: none).
 
     scale is the width of the score range (1.0 for 0-1 scores, 9 for a 1-10 rubric); it
@@ -485,32 +537,38 @@ def warnings_for(result: PairedDifference, alpha: float = 0.05, min_n: int = 10,
         out.append("no rows where both variants have a value: nothing to compare")
         return out
     if result.n < min_n:
-        out.append(f"only {result.n} paired row{'s' if result.n != 1 else ''}: too few for a reliable "
-                   f"comparison (aim for at least {min_n}; required_sample_size estimates how many)")
+        out.append(
+            f"only {result.n} paired row{'s' if result.n != 1 else ''}: too few for a reliable "
+            f"comparison (aim for at least {min_n}; required_sample_size estimates how many)"
+        )
     if result.ci_low is None:
         out.append("no confidence interval: it needs at least 2 paired rows")
     if result.dropped:
-        out.append(f"{result.dropped} row{'s' if result.dropped != 1 else ''} dropped because one "
-                   f"variant had no value (errors or missing rows)")
+        out.append(
+            f"{result.dropped} row{'s' if result.dropped != 1 else ''} dropped because one "
+            f"variant had no value (errors or missing rows)"
+        )
     if scale is None and result.kind == "pass":
         scale = 1.0
     if scale and result.ci_low is not None and result.ci_high - result.ci_low > wide_fraction * scale:
-        out.append(f"the {result.confidence * 100:g}% CI spans {result.ci_high - result.ci_low:.2g}, more "
-                   f"than {wide_fraction:.0%} of the scale: add rows before acting on this")
+        out.append(
+            f"the {result.confidence * 100:g}% CI spans {result.ci_high - result.ci_low:.2g}, more "
+            f"than {wide_fraction:.0%} of the scale: add rows before acting on this"
+        )
     p = result.p_adjusted if result.p_adjusted is not None else result.p_value
     if p is not None and result.ci_low is not None:
         ci_excludes_zero = result.ci_low > 0 or result.ci_high < 0
         if (p < alpha) != ci_excludes_zero:
-            out.append("borderline: the test and the confidence interval disagree about whether "
-                       "there is a difference")
+            out.append("borderline: the test and the confidence interval disagree about whether there is a difference")
     return out
 
 
 # ---------------------------------------------------------------- planning
 
 
-def required_sample_size(sd_of_differences: float, min_detectable_diff: float, alpha: float = 0.05,
-                         power: float = 0.8) -> int:
+def required_sample_size(
+    sd_of_differences: float, min_detectable_diff: float, alpha: float = 0.05, power: float = 0.8
+) -> int:
     """Rows needed for a two-sided paired test to detect min_detectable_diff.
 
     Normal approximation n = ((z_{1-alpha/2} + z_{power}) * sd / diff)**2, rounded up:
@@ -526,8 +584,9 @@ def required_sample_size(sd_of_differences: float, min_detectable_diff: float, a
     return max(2, math.ceil(n - 1e-9))
 
 
-def required_sample_size_proportions(p_a: float, diff: float, alpha: float = 0.05, power: float = 0.8,
-                                     p_discordant: float | None = None) -> int:
+def required_sample_size_proportions(
+    p_a: float, diff: float, alpha: float = 0.05, power: float = 0.8, p_discordant: float | None = None
+) -> int:
     """Rows needed to detect a pass-rate change from p_a to p_a + diff.
 
     Without p_discordant it assumes the two variants' outcomes on a row are independent,
@@ -546,7 +605,7 @@ def required_sample_size_proportions(p_a: float, diff: float, alpha: float = 0.0
     if not abs(diff) <= p_discordant <= 1:
         raise ValueError("p_discordant must be between |diff| and 1")
     z_a, z_b = _scipy_stats().norm.ppf(1 - alpha / 2), _scipy_stats().norm.ppf(power)
-    n = (z_a * math.sqrt(p_discordant) + z_b * math.sqrt(p_discordant - diff * diff)) ** 2 / diff ** 2
+    n = (z_a * math.sqrt(p_discordant) + z_b * math.sqrt(p_discordant - diff * diff)) ** 2 / diff**2
     return max(2, math.ceil(n - 1e-9))
 
 
@@ -560,7 +619,7 @@ def _position(verdict_: str) -> str:
     try:
         return _POSITIONS[str(verdict_).strip().lower()]
     except KeyError:
-        raise ValueError(f"judge verdict must be first/second/tie (or A/B/tie by position), not {verdict_!r}")
+        raise ValueError(f"judge verdict must be first/second/tie (or A/B/tie by position), not {verdict_!r}") from None
 
 
 def pairwise_outcome(verdict_ab: str | None, verdict_ba: str | None) -> str | None:
@@ -629,5 +688,10 @@ def summary_stats(values: Iterable[Any]) -> dict:
     if x.size == 0:
         return {"mean": None, "p50": None, "p95": None, "n": 0, "missing": len(raw)}
     p50, p95 = np.percentile(x, [50, 95])
-    return {"mean": float(x.mean()), "p50": float(p50), "p95": float(p95), "n": int(x.size),
-            "missing": len(raw) - int(x.size)}
+    return {
+        "mean": float(x.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "n": int(x.size),
+        "missing": len(raw) - int(x.size),
+    }

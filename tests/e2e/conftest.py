@@ -36,8 +36,14 @@ REPO_ROOT = E2E_DIR.parent.parent
 SCREENSHOTS = E2E_DIR / "screenshots"  # gitignored
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_TIMEOUT = 90  # seconds until /_stcore/health answers
@@ -46,11 +52,14 @@ DEFAULT_TIMEOUT_MS = 30_000  # for every Playwright action and `expect` (its own
 
 # ---- marking and skipping -------------------------------------------------------------------
 
+
 def pytest_collection_modifyitems(config, items):
     skip = None
     if not CHROMIUM.exists():
-        skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: install Debian's `chromium` package "
-                                       "(scripts/test does) to run the browser tests")
+        skip = pytest.mark.skip(
+            reason=f"{CHROMIUM} is missing: install Debian's `chromium` package "
+            "(scripts/test does) to run the browser tests"
+        )
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
@@ -66,6 +75,7 @@ def pytest_runtest_makereport(item, call):
 
 
 # ---- the server -----------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -113,7 +123,11 @@ def server_url(server_home):
     log = open(log_path, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -132,6 +146,7 @@ def server_url(server_home):
 
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM the whole process group (workbench -> streamlit), SIGKILL it if still there after 15 s."""
+
     def group_alive() -> bool:
         process.poll()  # reap the leader, so a finished one stops counting
         try:
@@ -150,6 +165,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 # ---- the browser ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def browser():
@@ -186,8 +202,9 @@ def save_screenshot(page, name: str, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
     page.wait_for_timeout(400)  # let expanders, toasts and fades finish
     viewport = page.viewport_size
-    height = page.evaluate(
-        "() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 0") if full_page else 0
+    height = (
+        page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight ?? 0") if full_page else 0
+    )
     if viewport and height > viewport["height"]:
         page.set_viewport_size({"width": viewport["width"], "height": min(height, 8000)})
         page.wait_for_timeout(400)
@@ -201,6 +218,7 @@ def save_screenshot(page, name: str, full_page: bool = True) -> Path:
 
 
 # ---- the Streamlit driver -------------------------------------------------------------------
+
 
 class StreamlitApp:
     """Drive a Streamlit app the way a person does: by visible labels and texts.
@@ -227,10 +245,15 @@ class StreamlitApp:
     def nav(self, page_name: str, timeout: float = 60_000) -> StreamlitApp:
         """Switch page through the sidebar navigation link with that name."""
         link = self.page.locator('[data-testid="stSidebarNav"] a').filter(
-            has=self.page.get_by_text(page_name, exact=True))
+            has=self.page.get_by_text(page_name, exact=True)
+        )
         link.click()
-        self.page.wait_for_url(re.compile(re.escape(self.base_url) + "/" + (
-            "" if page_name == "Home" else re.escape(page_name)) + r"/?(\?.*)?$"), timeout=timeout)
+        self.page.wait_for_url(
+            re.compile(
+                re.escape(self.base_url) + "/" + ("" if page_name == "Home" else re.escape(page_name)) + r"/?(\?.*)?$"
+            ),
+            timeout=timeout,
+        )
         self.wait_idle(timeout=timeout)
         return self
 
@@ -245,7 +268,8 @@ class StreamlitApp:
         self.page.wait_for_timeout(settle_ms)
         self.page.wait_for_selector(f'{self.APP}[data-test-script-state="notRunning"]', timeout=timeout)
         self.page.locator('[data-testid="stStatusWidget"] [data-testid^="stStatusWidgetRunning"]').wait_for(
-            state="hidden", timeout=timeout)
+            state="hidden", timeout=timeout
+        )
         self.assert_no_exception()
         return self
 
@@ -258,7 +282,8 @@ class StreamlitApp:
     def widget(self, label: str, testid: str):
         """The widget container (e.g. "stTextInput", "stSelectbox") whose label is exactly `label`."""
         return self.page.locator(f'[data-testid="{testid}"]').filter(
-            has=self.page.locator('[data-testid="stWidgetLabel"]').get_by_text(label, exact=True))
+            has=self.page.locator('[data-testid="stWidgetLabel"]').get_by_text(label, exact=True)
+        )
 
     def text_box(self, label: str):
         """The <input>/<textarea> of a st.text_input / st.text_area by its label (exact)."""
@@ -295,7 +320,7 @@ class StreamlitApp:
         grid = self.dataframe(column).locator('table[role="grid"]')
         grid.wait_for(state="attached")
         headers = [h.text_content() for h in grid.locator("thead th").all()]
-        rows = grid.locator('tbody tr').all()
+        rows = grid.locator("tbody tr").all()
         return [dict(zip(headers, (c.text_content() for c in row.locator("td").all()))) for row in rows]
 
     # -- acting --

@@ -59,8 +59,11 @@ def test_write_version_label_and_run_a_prompt(app):
     expect(diff_heading).to_be_visible()
     expect(page.get_by_role("combobox", name="From", exact=True)).to_have_value("1")
     expect(page.get_by_role("combobox", name="To", exact=True)).to_have_value("2")
-    diff_table = page.locator("table").filter(has=page.locator("th", has_text="v1")).filter(
-        has=page.locator("th", has_text="v2"))
+    diff_table = (
+        page.locator("table")
+        .filter(has=page.locator("th", has_text="v1"))
+        .filter(has=page.locator("th", has_text="v2"))
+    )
     expect(diff_table).to_contain_text(TEMPLATE_V1)
     expect(diff_table).to_contain_text("Mention {{ city }}.")
     page.get_by_text("Unified diff", exact=True).click()

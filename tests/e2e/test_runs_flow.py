@@ -11,8 +11,10 @@ pytestmark = pytest.mark.e2e
 
 RUN_TIMEOUT = 240_000  # ms: three rows on the embedded model, which may still be loading
 
-CSV = "id,question,expected\nq1,What is the capital of France?,Paris\nq2,How many days are in a week?,7\n" \
-      "q3,What colour is the sky on a clear day?,blue\n"
+CSV = (
+    "id,question,expected\nq1,What is the capital of France?,Paris\nq2,How many days are in a week?,7\n"
+    "q3,What colour is the sky on a clear day?,blue\n"
+)
 
 
 def test_upload_run_navigate_away_and_back(app, tmp_path):

@@ -17,9 +17,18 @@ def two_runs() -> tuple[int, int]:
     ids = []
     for template in ("plain {{question}}", "careful {{question}} {{hint}}"):
         prompts.save_version("ask", template=template, model="fake/model")
-        ids.append(runs.create_run(runs.plan_from_config({
-            "prompts": [f"ask@{len(ids) + 1}"], "dataset": "quiz", "models": ["fake/model"],
-            "scorers": [{"type": "contains", "value": "{{expected}}"}]})))
+        ids.append(
+            runs.create_run(
+                runs.plan_from_config(
+                    {
+                        "prompts": [f"ask@{len(ids) + 1}"],
+                        "dataset": "quiz",
+                        "models": ["fake/model"],
+                        "scorers": [{"type": "contains", "value": "{{expected}}"}],
+                    }
+                )
+            )
+        )
         assert engine.run_sync(ids[-1]) == "done"
     return ids[0], ids[1]
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
@@ -11,10 +11,21 @@ PAGE = "../../pages/8_Dashboard.py"
 
 
 def add_calls(*rows):
-    now = datetime.now(timezone.utc).replace(hour=12, minute=0)
-    base = {"created_at": now, "source": "playground", "model": "openai/gpt-4o-mini", "request_hash": "h",
-            "messages": [], "params": {}, "latency_ms": 400.0, "input_tokens": 100, "output_tokens": 50,
-            "cost_usd": 0.25, "cached": False, "error_type": None}
+    now = datetime.now(UTC).replace(hour=12, minute=0)
+    base = {
+        "created_at": now,
+        "source": "playground",
+        "model": "openai/gpt-4o-mini",
+        "request_hash": "h",
+        "messages": [],
+        "params": {},
+        "latency_ms": 400.0,
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "cost_usd": 0.25,
+        "cached": False,
+        "error_type": None,
+    }
     with db.engine().begin() as conn:
         conn.execute(insert(LlmCall), [{**base, **row} for row in rows])
 
@@ -31,10 +42,14 @@ def test_renders_with_no_data():
 
 
 def test_shows_headline_numbers_charts_and_calls():
-    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
-    add_calls({"latency_ms": 100.0}, {"latency_ms": 200.0, "model": "vllm/tuned", "cost_usd": None},
-              {"latency_ms": 300.0, "error_type": "timeout", "cost_usd": None},
-              {"latency_ms": 0.0, "cached": True, "cost_usd": 0.0}, {"created_at": yesterday, "cost_usd": 0.5})
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    add_calls(
+        {"latency_ms": 100.0},
+        {"latency_ms": 200.0, "model": "vllm/tuned", "cost_usd": None},
+        {"latency_ms": 300.0, "error_type": "timeout", "cost_usd": None},
+        {"latency_ms": 0.0, "cached": True, "cost_usd": 0.0},
+        {"created_at": yesterday, "cost_usd": 0.5},
+    )
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert not at.exception
     shown = metrics(at)

@@ -1,5 +1,3 @@
-import time
-
 from streamlit.testing.v1 import AppTest
 
 from workbench import datasets, prompts, runs
@@ -41,8 +39,7 @@ def test_missing_column_is_refused_with_a_message(fake_model):
 def test_interrupted_run_offers_resume(fake_model):
     prompts.save_version("ask", template="{{ question }}", model="fake/model")
     datasets.save_version("quiz", datasets.parse_pasted("question\none\ntwo\n"))
-    run_id = runs.create_run(runs.plan_from_config(
-        {"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
+    run_id = runs.create_run(runs.plan_from_config({"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
     from datetime import timedelta
 
     from storage.tables import utcnow
@@ -60,9 +57,17 @@ def test_scores_shown_and_rescore_from_the_page(fake_model):
 
     prompts.save_version("ask", template="{{ question }}", model="fake/model")
     datasets.save_version("quiz", datasets.parse_pasted("question,expected\none,one\ntwo,2\n"))
-    run_id = runs.create_run(runs.plan_from_config({
-        "prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"], "concurrency": 1,
-        "scorers": [{"type": "contains", "value": "{{expected}}"}]}))
+    run_id = runs.create_run(
+        runs.plan_from_config(
+            {
+                "prompts": ["ask@1"],
+                "dataset": "quiz",
+                "models": ["fake/model"],
+                "concurrency": 1,
+                "scorers": [{"type": "contains", "value": "{{expected}}"}],
+            }
+        )
+    )
     engine.run_sync(run_id)
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     scores = at.dataframe[1].value

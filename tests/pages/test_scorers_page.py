@@ -9,8 +9,7 @@ PAGE = "../../pages/5_Scorers.py"
 def test_write_try_and_save_a_judge_rubric(fake_model):
     prompts.save_version("ask", template="{{ question }}", model="fake/model")
     datasets.save_version("quiz", datasets.parse_pasted("question,expected\nCapital of France?,Paris\n"))
-    run_id = runs.create_run(runs.plan_from_config(
-        {"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
+    run_id = runs.create_run(runs.plan_from_config({"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
     engine.run_sync(run_id)
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert not at.exception
@@ -39,9 +38,20 @@ def test_measured_agreement_is_shown_with_a_warning_for_a_poor_judge():
     from workbench import judge_quality
 
     items = [{"id": "x", "human": 5, "judge": None, "error": "unparseable"}]
-    judge_quality.save_results({"correctness": {"n": 8, "n_scored": 1, "spearman": None, "exact": 0.0,
-                                                "within_1": 0.0, "mean_abs_error": 4.0, "model": "local/smollm2",
-                                                "items": items}})
+    judge_quality.save_results(
+        {
+            "correctness": {
+                "n": 8,
+                "n_scored": 1,
+                "spearman": None,
+                "exact": 0.0,
+                "within_1": 0.0,
+                "mean_abs_error": 4.0,
+                "model": "local/smollm2",
+                "items": items,
+            }
+        }
+    )
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     table = at.dataframe[-1].value
     assert table.loc[0, "rubric"] == "correctness" and table.loc[0, "unparseable"] == 7

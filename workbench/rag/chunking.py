@@ -27,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,10 @@ def validate(chunk_size, overlap) -> None:
     if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
         raise ValueError(f"overlap must be zero or a positive whole number, got {overlap!r}.")
     if overlap >= chunk_size:
-        raise ValueError(f"overlap ({overlap}) must be smaller than chunk_size ({chunk_size}), "
-                         "otherwise the chunker would never move forward.")
+        raise ValueError(
+            f"overlap ({overlap}) must be smaller than chunk_size ({chunk_size}), "
+            "otherwise the chunker would never move forward."
+        )
 
 
 def _trimmed(text: str, start: int, end: int) -> Chunk | None:
@@ -86,8 +88,9 @@ def word_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(r"\S+", text)]
 
 
-def fixed_tokens(text: str, chunk_size: int, overlap: int,
-                 tokenizer: Callable[[str], Sequence[tuple[int, int]]] | None = None) -> list[Chunk]:
+def fixed_tokens(
+    text: str, chunk_size: int, overlap: int, tokenizer: Callable[[str], Sequence[tuple[int, int]]] | None = None
+) -> list[Chunk]:
     """Windows of chunk_size tokens that overlap by `overlap` tokens.
 
     `tokenizer(text)` must return the (start, end) character span of each token, in order,
@@ -147,8 +150,11 @@ def recursive(text: str, chunk_size: int, overlap: int) -> list[Chunk]:
         # Start the next chunk a few whole pieces back, as long as they fit in the overlap
         # and still leave room for the next new piece; always move forward by at least one.
         k = j + 1
-        while (k - 1 > i and pieces[j][1] - pieces[k - 1][0] <= overlap
-               and pieces[j + 1][1] - pieces[k - 1][0] <= chunk_size):
+        while (
+            k - 1 > i
+            and pieces[j][1] - pieces[k - 1][0] <= overlap
+            and pieces[j + 1][1] - pieces[k - 1][0] <= chunk_size
+        ):
             k -= 1
         i = k
     return chunks

@@ -20,16 +20,21 @@ def add_cli(subparsers) -> None:
     sub = parser.add_subparsers(dest="index_command", required=True)
 
     build = sub.add_parser("build", help="build the next version of an index from a folder, zip or file")
-    build.add_argument("docs", metavar="DOCS", help="folder, .zip or file of .md/.txt/.html/.pdf ('sample' for "
-                                                    "the sample corpus)")
+    build.add_argument(
+        "docs", metavar="DOCS", help="folder, .zip or file of .md/.txt/.html/.pdf ('sample' for the sample corpus)"
+    )
     build.add_argument("--name", required=True, help="index name")
     build.add_argument("--chunker", default=DEFAULT_CHUNKER, choices=sorted(chunking.CHUNKERS))
-    build.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
-                       help="characters (tokens for fixed_tokens) per chunk")
+    build.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="characters (tokens for fixed_tokens) per chunk"
+    )
     build.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
-    build.add_argument("--embedding", default=DEFAULT_EMBEDDING_MODEL,
-                       help="embedding model: the bundled default, a local sentence-transformers directory, "
-                            "or a hosted litellm id such as openai/text-embedding-3-small")
+    build.add_argument(
+        "--embedding",
+        default=DEFAULT_EMBEDDING_MODEL,
+        help="embedding model: the bundled default, a local sentence-transformers directory, "
+        "or a hosted litellm id such as openai/text-embedding-3-small",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress lines")
     build.set_defaults(func=cmd_build)
 
@@ -47,8 +52,9 @@ def add_cli(subparsers) -> None:
     evaluate.add_argument("name", metavar="NAME[@VERSION]")
     evaluate.add_argument("qa", metavar="QA.jsonl")
     evaluate.add_argument("-k", type=int, default=5)
-    evaluate.add_argument("--compare", metavar="OTHER[@VERSION]", help="compare with this index version "
-                                                                       "(NAME is the baseline)")
+    evaluate.add_argument(
+        "--compare", metavar="OTHER[@VERSION]", help="compare with this index version (NAME is the baseline)"
+    )
     evaluate.add_argument("--prompt", help="generate answers with this RAG prompt version")
     evaluate.add_argument("--model", help="answer with this model instead of the prompt version's")
     evaluate.add_argument("--judge", help="judge model for ragas' LLM metrics (faithfulness, ...)")
@@ -64,6 +70,7 @@ def _fail(exc: Exception) -> int:
 
 def _table(rows: list[dict], columns: list[str]) -> str:
     """A left-aligned plain-text table; floats with three decimals, None as '-'."""
+
     def cell(value):
         if value is None:
             return "-"
@@ -84,17 +91,26 @@ def cmd_build(args) -> int:
             print(f"  {done}/{total} {message}", file=sys.stderr)
 
     try:
-        version = index.build_index(args.name, args.docs, chunker=args.chunker, chunk_size=args.chunk_size,
-                                    overlap=args.overlap, embedding_model=args.embedding, on_progress=show)
+        version = index.build_index(
+            args.name,
+            args.docs,
+            chunker=args.chunker,
+            chunk_size=args.chunk_size,
+            overlap=args.overlap,
+            embedding_model=args.embedding,
+            on_progress=show,
+        )
     except WorkbenchError as exc:
         return _fail(exc)
     except Exception as exc:
         print(f"error: build failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     build = version.config["build"]
-    print(f"{args.name}@{version.version}: {len(version.documents)} documents, {version.chunk_count} chunks "
-          f"({build['embedded_documents']} documents embedded, {build['reused_documents']} reused) "
-          f"in {build['seconds']} s")
+    print(
+        f"{args.name}@{version.version}: {len(version.documents)} documents, {version.chunk_count} chunks "
+        f"({build['embedded_documents']} documents embedded, {build['reused_documents']} reused) "
+        f"in {build['seconds']} s"
+    )
     for skipped in build.get("skipped") or []:
         print(f"  skipped {skipped['source']}: {skipped['reason']}")
     return 0
@@ -122,16 +138,38 @@ def cmd_list(args) -> int:
     if not rows:
         print("no indexes yet: `workbench index build DOCS --name NAME`")
         return 0
-    print(_table(rows, ["index", "version", "status", "chunker", "chunk_size", "overlap", "embedding_model",
-                        "documents", "chunks", "embedded_documents", "reused_documents", "skipped_files"]))
+    print(
+        _table(
+            rows,
+            [
+                "index",
+                "version",
+                "status",
+                "chunker",
+                "chunk_size",
+                "overlap",
+                "embedding_model",
+                "documents",
+                "chunks",
+                "embedded_documents",
+                "reused_documents",
+                "skipped_files",
+            ],
+        )
+    )
     return 0
 
 
 def cmd_eval(args) -> int:
     from workbench.rag import evaluate
 
-    options = {"prompt": args.prompt, "model": args.model, "judge": args.judge,
-               "ragas": True if args.ragas else None, "concurrency": args.concurrency}
+    options = {
+        "prompt": args.prompt,
+        "model": args.model,
+        "judge": args.judge,
+        "ragas": True if args.ragas else None,
+        "concurrency": args.concurrency,
+    }
     try:
         if args.compare:
             result = evaluate.compare(args.name, args.compare, args.qa, args.k, **options)
@@ -142,12 +180,22 @@ def cmd_eval(args) -> int:
         return _fail(exc)
     for run in runs:
         print(f"{run['index']}  k={run['k']}  {run['config']}")
-    summary = [{"metric": name, **{run["index"]: run["summary"][name]["mean"] for run in runs},
-                "rows": runs[0]["summary"][name]["n"], "skipped": runs[0]["summary"][name]["skipped"]}
-               for name in runs[0]["summary"]]
+    summary = [
+        {
+            "metric": name,
+            **{run["index"]: run["summary"][name]["mean"] for run in runs},
+            "rows": runs[0]["summary"][name]["n"],
+            "skipped": runs[0]["summary"][name]["skipped"],
+        }
+        for name in runs[0]["summary"]
+    ]
     print(_table(summary, ["metric", *[run["index"] for run in runs], "rows", "skipped"]))
-    errors = [(run["index"], r["row_key"], what, message) for run in runs for r in run["rows"]
-              for what, message in r["errors"].items()]
+    errors = [
+        (run["index"], r["row_key"], what, message)
+        for run in runs
+        for r in run["rows"]
+        for what, message in r["errors"].items()
+    ]
     if errors:
         print(f"\n{len(errors)} error(s), e.g. {errors[0][0]} {errors[0][1]} {errors[0][2]}: {errors[0][3]}")
     if args.compare:

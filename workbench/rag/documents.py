@@ -34,15 +34,18 @@ import os
 import re
 import unicodedata
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 SOURCE_TYPES = {
-    ".md": "markdown", ".markdown": "markdown",
-    ".txt": "text", ".text": "text",
-    ".html": "html", ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".html": "html",
+    ".htm": "html",
     ".pdf": "pdf",
 }
 MAX_FILE_BYTES = 50 * 1024 * 1024  # one file, or one archive member once decompressed
@@ -219,8 +222,9 @@ def _archive_entries(source, label: str, prefix: str) -> Iterator:
                 yield LoadError(doc_id, f"file is larger than {_mb(MAX_FILE_BYTES)} once decompressed")
                 continue
             if total + info.file_size > MAX_ARCHIVE_BYTES:
-                yield LoadError(label, f"archive decompresses to more than {_mb(MAX_ARCHIVE_BYTES)}; "
-                                       f"stopped before {name}")
+                yield LoadError(
+                    label, f"archive decompresses to more than {_mb(MAX_ARCHIVE_BYTES)}; stopped before {name}"
+                )
                 return
             try:
                 # Bounded read: the declared size is only a claim made by the archive.
@@ -261,8 +265,9 @@ def decode_text(data: bytes) -> tuple[str, str]:
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as exc:
-            raise _Skip(f"starts with a UTF-8 byte order mark but is not valid UTF-8 ({exc.reason} "
-                        f"at byte {exc.start + 3})") from None
+            raise _Skip(
+                f"starts with a UTF-8 byte order mark but is not valid UTF-8 ({exc.reason} at byte {exc.start + 3})"
+            ) from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16"), "utf-16"
@@ -282,12 +287,66 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return text, encoding
 
 
-_BLOCK = {"address", "article", "aside", "blockquote", "dd", "details", "div", "dl", "dt", "figcaption",
-          "figure", "footer", "form", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section",
-          "summary", "table", "tbody", "thead", "tfoot", "tr", "ul", "br",
-          "h1", "h2", "h3", "h4", "h5", "h6"}
-_PARAGRAPH = {"article", "blockquote", "dl", "figure", "footer", "header", "main", "nav", "ol", "p", "pre",
-              "section", "table", "ul", "h1", "h2", "h3", "h4", "h5", "h6"}
+_BLOCK = {
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "thead",
+    "tfoot",
+    "tr",
+    "ul",
+    "br",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+}
+_PARAGRAPH = {
+    "article",
+    "blockquote",
+    "dl",
+    "figure",
+    "footer",
+    "header",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "ul",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+}
 _SKIP = {"script", "style", "noscript", "template", "title", "svg", "iframe", "object"}
 
 

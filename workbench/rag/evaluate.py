@@ -30,17 +30,15 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from workbench.errors import WorkbenchError
 from workbench.rag import index
 from workbench.rag.retrieval_metrics import METRICS as RETRIEVAL_METRICS
 from workbench.rag.retrieval_metrics import mean_scores, retrieval_scores
 
-
-OFFLINE_METRICS = ("non_llm_context_precision", "non_llm_context_recall", "semantic_similarity",
-                   "string_similarity")
+OFFLINE_METRICS = ("non_llm_context_precision", "non_llm_context_recall", "semantic_similarity", "string_similarity")
 JUDGE_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 DEFAULT_QA = "rag_qa.jsonl"
 PASSAGE_THRESHOLD = 0.8  # aligned similarity at which a chunk counts as holding a passage
@@ -105,12 +103,18 @@ def default_qa_path() -> Path:
 def _record(row: dict, retrieved: list[dict], k: int) -> dict:
     judged = retrieval_scores(retrieved, row, k)
     return {
-        "row_key": row["row_key"], "question": row["question"], "reference": row.get("reference"),
+        "row_key": row["row_key"],
+        "question": row["question"],
+        "reference": row.get("reference"),
         "relevant_passages": list(row.get("relevant_passages") or []),
-        "retrieved": retrieved, "chunk_ids": [c["chunk_id"] for c in retrieved],
+        "retrieved": retrieved,
+        "chunk_ids": [c["chunk_id"] for c in retrieved],
         "retrieval": {key: judged[key] for key in ("k", "mode", "n_relevant", "relevant")},
         "scores": {name: judged[name] for name in RETRIEVAL_METRICS},
-        "answer": None, "call_id": None, "judge_call_ids": [], "errors": {},
+        "answer": None,
+        "call_id": None,
+        "judge_call_ids": [],
+        "errors": {},
     }
 
 
@@ -120,8 +124,14 @@ def evaluate_retrieval(index_ref, qa, k: int = 5) -> dict:
     rows = load_qa(qa)
     found = index.query_many(version, [row["question"] for row in rows], k)
     records = [_record(row, retrieved, k) for row, retrieved in zip(rows, found)]
-    return {"index": index.label(version), "version_id": version.id, "k": k, "config": _public(version.config),
-            "rows": records, "summary": summarize(records)}
+    return {
+        "index": index.label(version),
+        "version_id": version.id,
+        "k": k,
+        "config": _public(version.config),
+        "rows": records,
+        "summary": summarize(records),
+    }
 
 
 def _public(config: dict) -> dict:
@@ -157,7 +167,8 @@ def rag_prompt(prompt_ref):
     if not {"context", "question"} <= variables or variables - {"context", "question"}:
         raise WorkbenchError(
             f"A RAG prompt uses {{{{context}}}} and {{{{question}}}} and no other variables; "
-            f"this version uses: {', '.join(sorted(variables)) or 'none'}.")
+            f"this version uses: {', '.join(sorted(variables)) or 'none'}."
+        )
     return version
 
 
@@ -165,16 +176,21 @@ def rag_prompt_refs() -> list[str]:
     """`name@version` of every prompt version that takes exactly {{context}} and {{question}}."""
     from workbench import prompts
 
-    return [f"{p['name']}@{v.version}" for p in prompts.list_prompts() for v in prompts.versions(p["name"])
-            if set(v.variables or []) == {"context", "question"}]
+    return [
+        f"{p['name']}@{v.version}"
+        for p in prompts.list_prompts()
+        for v in prompts.versions(p["name"])
+        if set(v.variables or []) == {"context", "question"}
+    ]
 
 
 async def _answer(spec, version, record: dict, semaphore: asyncio.Semaphore) -> None:
     from workbench import calls, prompts
 
     async with semaphore:
-        messages = prompts.render_messages(version, {"context": format_context(record["retrieved"]),
-                                                     "question": record["question"]})
+        messages = prompts.render_messages(
+            version, {"context": format_context(record["retrieved"]), "question": record["question"]}
+        )
         result, call_id = await calls.acomplete(spec, messages, source="rag", prompt_version_id=version.id)
     record["call_id"] = call_id
     if result.ok:
@@ -204,8 +220,12 @@ def answer_question(index_ref, question: str, prompt_ref=None, k: int = 5, model
     record = {"question": question, "retrieved": chunks, "answer": None, "call_id": None, "errors": {}}
     if prompt_ref:
         generate_answers([record], prompt_ref, model=model, concurrency=1)
-    return {"chunks": chunks, "answer": record["answer"], "call_id": record["call_id"],
-            "error": record["errors"].get("answer")}
+    return {
+        "chunks": chunks,
+        "answer": record["answer"],
+        "call_id": record["call_id"],
+        "error": record["errors"].get("answer"),
+    }
 
 
 # --- ragas ---------------------------------------------------------------------------
@@ -224,7 +244,7 @@ def _json_text(output: str) -> str:
     if fenced:
         return fenced.group(1)
     start, end = output.find("{"), output.rfind("}")
-    return output[start:end + 1] if start != -1 and end > start else output
+    return output[start : end + 1] if start != -1 and end > start else output
 
 
 def ledger_llm(judge_model: str, call_ids: list | None = None):
@@ -250,8 +270,9 @@ def ledger_llm(judge_model: str, call_ids: list | None = None):
                 return response_model.model_validate_json(_json_text(result.output or ""))
             except ValueError as exc:
                 first = str(exc).splitlines()[0]
-                raise WorkbenchError(f"judge reply is not the JSON ragas asked for ({first}): "
-                                     f"{(result.output or '')[:200]!r}") from None
+                raise WorkbenchError(
+                    f"judge reply is not the JSON ragas asked for ({first}): {(result.output or '')[:200]!r}"
+                ) from None
 
         def generate(self, prompt, response_model):
             return asyncio.run(self.agenerate(prompt, response_model))
@@ -290,8 +311,7 @@ def _value(result) -> float | None:
 async def _ragas_row(record: dict, metrics: dict, judge_model: str | None, embed, semaphore) -> None:
     """All ragas metrics that apply to one record; a metric that cannot apply stays absent."""
     from ragas.dataset_schema import SingleTurnSample
-    from ragas.metrics.collections import (AnswerRelevancy, ContextPrecisionWithReference, ContextRecall,
-                                           Faithfulness)
+    from ragas.metrics.collections import AnswerRelevancy, ContextPrecisionWithReference, ContextRecall, Faithfulness
 
     contexts = [c["text"] for c in record["retrieved"]]
     passages, reference, answer = record.get("relevant_passages"), record.get("reference"), record.get("answer")
@@ -308,15 +328,19 @@ async def _ragas_row(record: dict, metrics: dict, judge_model: str | None, embed
         question = record["question"]
         if answer and contexts:
             jobs["faithfulness"] = lambda: Faithfulness(llm=llm).ascore(
-                user_input=question, response=answer, retrieved_contexts=contexts)
+                user_input=question, response=answer, retrieved_contexts=contexts
+            )
         if answer:
             jobs["answer_relevancy"] = lambda: AnswerRelevancy(llm=llm, embeddings=embed).ascore(
-                user_input=question, response=answer)
+                user_input=question, response=answer
+            )
         if reference and contexts:
             jobs["context_precision"] = lambda: ContextPrecisionWithReference(llm=llm).ascore(
-                user_input=question, reference=reference, retrieved_contexts=contexts)
+                user_input=question, reference=reference, retrieved_contexts=contexts
+            )
             jobs["context_recall"] = lambda: ContextRecall(llm=llm).ascore(
-                user_input=question, retrieved_contexts=contexts, reference=reference)
+                user_input=question, retrieved_contexts=contexts, reference=reference
+            )
     async with semaphore:
         for name, job in jobs.items():
             try:
@@ -345,8 +369,12 @@ def _aligned_similarity():
     return AlignedStringSimilarity(name="aligned_string_similarity")
 
 
-def ragas_metrics(records: list[dict], judge_model: str | None = None,
-                  embedding_model: str = index.DEFAULT_EMBEDDING_MODEL, concurrency: int = 4) -> list[dict]:
+def ragas_metrics(
+    records: list[dict],
+    judge_model: str | None = None,
+    embedding_model: str = index.DEFAULT_EMBEDDING_MODEL,
+    concurrency: int = 4,
+) -> list[dict]:
     """Add ragas scores to records (see the module docstring for which run when)."""
     try:
         from ragas.metrics._context_precision import NonLLMContextPrecisionWithReference
@@ -359,10 +387,12 @@ def ragas_metrics(records: list[dict], judge_model: str | None = None,
         aligned = _aligned_similarity()
         recall = NonLLMContextRecall(threshold=PASSAGE_THRESHOLD)
         recall._distance_measure = aligned  # its setter only takes ragas' whole-string measures
-        metrics = {"precision": NonLLMContextPrecisionWithReference(distance_measure=aligned,
-                                                                    threshold=PASSAGE_THRESHOLD),
-                   "recall": recall, "semantic": SemanticSimilarity(embeddings=embed),
-                   "string": NonLLMStringSimilarity()}
+        metrics = {
+            "precision": NonLLMContextPrecisionWithReference(distance_measure=aligned, threshold=PASSAGE_THRESHOLD),
+            "recall": recall,
+            "semantic": SemanticSimilarity(embeddings=embed),
+            "string": NonLLMStringSimilarity(),
+        }
     except ImportError as exc:  # rapidfuzz, for the string distances
         raise WorkbenchError(f"ragas' non-LLM metrics need an extra package: {exc}") from None
 
@@ -377,9 +407,19 @@ def ragas_metrics(records: list[dict], judge_model: str | None = None,
 # --- one evaluation, and a comparison ------------------------------------------------
 
 
-def evaluate(index_ref, qa=None, k: int = 5, prompt=None, model: str | None = None, judge: str | None = None,
-             ragas: bool | None = None, concurrency: int = 4, on_progress: Progress | None = None) -> dict:
+def evaluate(
+    index_ref,
+    qa=None,
+    k: int = 5,
+    prompt=None,
+    model: str | None = None,
+    judge: str | None = None,
+    ragas: bool | None = None,
+    concurrency: int = 4,
+    on_progress: Progress | None = None,
+) -> dict:
     """Retrieval metrics; with `prompt`, answers; with ragas (default: when answering or judging), ragas metrics."""
+
     def step(done, message):
         if on_progress:
             on_progress(done, 3, message)
@@ -392,8 +432,12 @@ def evaluate(index_ref, qa=None, k: int = 5, prompt=None, model: str | None = No
         result["prompt"] = _prompt_label(prompt)
     if ragas if ragas is not None else bool(prompt or judge):
         step(2, "ragas metrics")
-        ragas_metrics(result["rows"], judge_model=judge, embedding_model=result["config"]["embedding_model"],
-                      concurrency=concurrency)
+        ragas_metrics(
+            result["rows"],
+            judge_model=judge,
+            embedding_model=result["config"]["embedding_model"],
+            concurrency=concurrency,
+        )
         result["judge"] = judge
     result["summary"] = summarize(result["rows"])
     step(3, "done")
@@ -417,20 +461,35 @@ def compare_results(a: dict, b: dict, alpha: float = 0.05) -> list[dict]:
     names = [n for n in a["summary"] if n in b["summary"]]
     out = []
     for name in names:
-        values = {a["index"]: {r["row_key"]: r["scores"].get(name) for r in a["rows"]},
-                  b["index"]: {r["row_key"]: r["scores"].get(name) for r in b["rows"]}}
+        values = {
+            a["index"]: {r["row_key"]: r["scores"].get(name) for r in a["rows"]},
+            b["index"]: {r["row_key"]: r["scores"].get(name) for r in b["rows"]},
+        }
         # A row with no value on either side (an unanswerable question) is not applicable,
         # not dropped: only one-sided gaps (an error on one side) count as dropped.
         keys = {key for side in values.values() for key, value in side.items() if value is not None}
         values = {variant: {key: v for key, v in side.items() if key in keys} for variant, side in values.items()}
         kind = "pass" if name == "hit_rate" else "score"
         result = stats.compare_variants(values, baseline=a["index"], kind=kind)[0]
-        out.append({"metric": name, "n": result.n, "dropped": result.dropped, a["index"]: result.mean_a,
-                    b["index"]: result.mean_b, "diff": result.diff, "ci_low": result.ci_low,
-                    "ci_high": result.ci_high, "p_value": result.p_value, "test": result.test,
-                    "wins": result.wins, "ties": result.ties, "losses": result.losses,
-                    "verdict": stats.verdict(name, result, alpha),
-                    "warnings": stats.warnings_for(result, alpha, scale=1.0)})
+        out.append(
+            {
+                "metric": name,
+                "n": result.n,
+                "dropped": result.dropped,
+                a["index"]: result.mean_a,
+                b["index"]: result.mean_b,
+                "diff": result.diff,
+                "ci_low": result.ci_low,
+                "ci_high": result.ci_high,
+                "p_value": result.p_value,
+                "test": result.test,
+                "wins": result.wins,
+                "ties": result.ties,
+                "losses": result.losses,
+                "verdict": stats.verdict(name, result, alpha),
+                "warnings": stats.warnings_for(result, alpha, scale=1.0),
+            }
+        )
     return out
 
 

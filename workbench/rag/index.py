@@ -32,10 +32,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -125,8 +125,10 @@ def source_label(source) -> str:
         return "sample corpus"
     if isinstance(source, (str, os.PathLike)):
         return str(source)
-    names = [getattr(i, "doc_id", None) or getattr(i, "name", None)
-             or (i[0] if isinstance(i, tuple) else str(i)) for i in source]
+    names = [
+        getattr(i, "doc_id", None) or getattr(i, "name", None) or (i[0] if isinstance(i, tuple) else str(i))
+        for i in source
+    ]
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
@@ -154,7 +156,8 @@ def check_embedding_model(model: str) -> None:
         if missing:
             raise embeddings.EmbeddingModelUnavailable(
                 f"Hosted embedding model {model!r} needs {', '.join(missing)} in the environment; "
-                f"or use {DEFAULT_EMBEDDING_MODEL!r} (bundled, offline).")
+                f"or use {DEFAULT_EMBEDDING_MODEL!r} (bundled, offline)."
+            )
 
 
 def embed_texts(texts: list[str], model: str):
@@ -168,7 +171,8 @@ def embed_texts(texts: list[str], model: str):
         response = llm.litellm_module().embedding(model=model, input=texts, num_retries=2)
     except Exception as exc:
         raise embeddings.EmbeddingModelUnavailable(
-            f"Hosted embedding model {model!r} failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+            f"Hosted embedding model {model!r} failed: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
     items = sorted(response.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
     return embeddings.normalize([d["embedding"] if isinstance(d, dict) else d.embedding for d in items])
 
@@ -176,8 +180,12 @@ def embed_texts(texts: list[str], model: str):
 # --- configs and versions ------------------------------------------------------------
 
 
-def index_config(chunker: str = DEFAULT_CHUNKER, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 overlap: int = DEFAULT_OVERLAP, embedding_model: str = DEFAULT_EMBEDDING_MODEL) -> dict:
+def index_config(
+    chunker: str = DEFAULT_CHUNKER,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+) -> dict:
     """The settings that decide chunk ids and vectors, validated, with their hash."""
     if chunker not in chunking.CHUNKERS:
         raise WorkbenchError(f"Unknown chunker {chunker!r}; choose one of: {', '.join(chunking.CHUNKERS)}.")
@@ -185,13 +193,17 @@ def index_config(chunker: str = DEFAULT_CHUNKER, chunk_size: int = DEFAULT_CHUNK
         chunking.validate(chunk_size, overlap)
     except ValueError as exc:
         raise WorkbenchError(str(exc)) from None
-    settings = {"chunker": chunker, "chunk_size": chunk_size, "overlap": overlap,
-                "embedding_model": (embedding_model or "").strip()}
+    settings = {
+        "chunker": chunker,
+        "chunk_size": chunk_size,
+        "overlap": overlap,
+        "embedding_model": (embedding_model or "").strip(),
+    }
     return {**settings, "config_hash": chunking.config_hash(settings)}
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _index(s, name: str) -> RagIndex:
@@ -201,9 +213,14 @@ def _index(s, name: str) -> RagIndex:
     return found
 
 
-def start_version(name: str, chunker: str = DEFAULT_CHUNKER, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                  overlap: int = DEFAULT_OVERLAP, embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                  source_label: str = "") -> RagIndexVersion:
+def start_version(
+    name: str,
+    chunker: str = DEFAULT_CHUNKER,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    source_label: str = "",
+) -> RagIndexVersion:
     """Write the next version of `name` as `building` (creating the index); `run_build` fills it."""
     name = (name or "").strip()
     if not name or "@" in name:
@@ -213,8 +230,7 @@ def start_version(name: str, chunker: str = DEFAULT_CHUNKER, chunk_size: int = D
     try:
         return _insert_version(name, settings, source_label)
     except IntegrityError:  # (index, version) is unique: another build took the number first
-        raise WorkbenchError(f"Another build of {name!r} started at the same moment; "
-                             "start this one again.") from None
+        raise WorkbenchError(f"Another build of {name!r} started at the same moment; start this one again.") from None
 
 
 def _insert_version(name: str, settings: dict, source_label: str) -> RagIndexVersion:
@@ -224,12 +240,20 @@ def _insert_version(name: str, settings: dict, source_label: str) -> RagIndexVer
             index = RagIndex(name=name)
             s.add(index)
             s.flush()
-        latest = s.exec(select(RagIndexVersion.version).where(RagIndexVersion.index_id == index.id)
-                        .order_by(RagIndexVersion.version.desc())).first()
+        latest = s.exec(
+            select(RagIndexVersion.version)
+            .where(RagIndexVersion.index_id == index.id)
+            .order_by(RagIndexVersion.version.desc())
+        ).first()
         number = (latest or 0) + 1
         build = {"source": source_label, "done": 0, "total": 0, "message": "queued", "heartbeat": _now()}
-        version = RagIndexVersion(index_id=index.id, version=number, config={**settings, "build": build},
-                                  collection=f"wb-idx{index.id}-v{number}", status="building")
+        version = RagIndexVersion(
+            index_id=index.id,
+            version=number,
+            config={**settings, "build": build},
+            collection=f"wb-idx{index.id}-v{number}",
+            status="building",
+        )
         s.add(version)
         s.flush()
         return version
@@ -261,14 +285,21 @@ class _Chunk:
 
 def _previous_version(s, version: RagIndexVersion) -> RagIndexVersion | None:
     """The latest ready version of the same index with the same chunking and embedding config."""
-    candidates = s.exec(select(RagIndexVersion).where(
-        RagIndexVersion.index_id == version.index_id, RagIndexVersion.status == "ready",
-        RagIndexVersion.version < version.version).order_by(RagIndexVersion.version.desc())).all()
+    candidates = s.exec(
+        select(RagIndexVersion)
+        .where(
+            RagIndexVersion.index_id == version.index_id,
+            RagIndexVersion.status == "ready",
+            RagIndexVersion.version < version.version,
+        )
+        .order_by(RagIndexVersion.version.desc())
+    ).all()
     return next((v for v in candidates if v.config.get("config_hash") == version.config["config_hash"]), None)
 
 
-def _reused_chunks(previous: RagIndexVersion, docs: list[documents.Document], version: RagIndexVersion
-                   ) -> tuple[list[_Chunk], set[str]]:
+def _reused_chunks(
+    previous: RagIndexVersion, docs: list[documents.Document], version: RagIndexVersion
+) -> tuple[list[_Chunk], set[str]]:
     """Chunks with their stored embeddings for documents the previous version holds by content hash."""
     by_hash = {digest: doc_id for doc_id, digest in previous.documents.items()}
     wanted = {by_hash[d.content_hash]: d.doc_id for d in docs if d.content_hash in by_hash}
@@ -281,13 +312,17 @@ def _reused_chunks(previous: RagIndexVersion, docs: list[documents.Document], ve
     chunks: list[_Chunk] = []
     old_ids = sorted(wanted)
     for i in range(0, len(old_ids), 200):
-        got = old.get(where={"doc_id": {"$in": old_ids[i:i + 200]}},
-                      include=["embeddings", "documents", "metadatas"])
+        got = old.get(where={"doc_id": {"$in": old_ids[i : i + 200]}}, include=["embeddings", "documents", "metadatas"])
         for text, meta, vector in zip(got["documents"], got["metadatas"], got["embeddings"]):
             doc_id = wanted[meta["doc_id"]]
-            chunks.append(_Chunk(
-                chunking.chunk_id(doc_id, meta["start"], meta["end"], version.config["config_hash"]), text,
-                {**meta, "doc_id": doc_id, "index_version": version.version}, [float(x) for x in vector]))
+            chunks.append(
+                _Chunk(
+                    chunking.chunk_id(doc_id, meta["start"], meta["end"], version.config["config_hash"]),
+                    text,
+                    {**meta, "doc_id": doc_id, "index_version": version.version},
+                    [float(x) for x in vector],
+                )
+            )
     return chunks, set(wanted.values())
 
 
@@ -319,37 +354,72 @@ def run_build(version_id: int, source, on_progress: Progress | None = None) -> R
         for doc in docs:
             if doc.doc_id in reused_docs:
                 continue
-            for chunk in chunking.chunk_text(doc.text, settings["chunker"], settings["chunk_size"],
-                                             settings["overlap"]):
-                fresh.append(_Chunk(
-                    chunking.chunk_id(doc.doc_id, chunk.start, chunk.end, settings["config_hash"]), chunk.text,
-                    {"doc_id": doc.doc_id, "start": chunk.start, "end": chunk.end,
-                     "index_version": version.version}))
+            for chunk in chunking.chunk_text(
+                doc.text, settings["chunker"], settings["chunk_size"], settings["overlap"]
+            ):
+                fresh.append(
+                    _Chunk(
+                        chunking.chunk_id(doc.doc_id, chunk.start, chunk.end, settings["config_hash"]),
+                        chunk.text,
+                        {
+                            "doc_id": doc.doc_id,
+                            "start": chunk.start,
+                            "end": chunk.end,
+                            "index_version": version.version,
+                        },
+                    )
+                )
         total = len(reused) + len(fresh)
         _drop_collection(version.collection)  # a leftover of the same name can only be an orphan
         collection = chroma_client().create_collection(
-            version.collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
-            metadata={"index_version_id": version.id, "config_hash": settings["config_hash"]})
+            version.collection,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"index_version_id": version.id, "config_hash": settings["config_hash"]},
+        )
         for i in range(0, len(reused), 1000):
-            batch = reused[i:i + 1000]
-            collection.add(ids=[c.id for c in batch], documents=[c.text for c in batch],
-                           metadatas=[c.metadata for c in batch], embeddings=[c.embedding for c in batch])
+            batch = reused[i : i + 1000]
+            collection.add(
+                ids=[c.id for c in batch],
+                documents=[c.text for c in batch],
+                metadatas=[c.metadata for c in batch],
+                embeddings=[c.embedding for c in batch],
+            )
         done = len(reused)
         report(done, total, f"reused {len(reused_docs)} unchanged document(s)" if reused else "embedding")
         for i in range(0, len(fresh), EMBED_BATCH):
-            batch = fresh[i:i + EMBED_BATCH]
+            batch = fresh[i : i + EMBED_BATCH]
             vectors = embed_texts([c.text for c in batch], settings["embedding_model"])
-            collection.add(ids=[c.id for c in batch], documents=[c.text for c in batch],
-                           metadatas=[c.metadata for c in batch], embeddings=vectors.tolist())
+            collection.add(
+                ids=[c.id for c in batch],
+                documents=[c.text for c in batch],
+                metadatas=[c.metadata for c in batch],
+                embeddings=vectors.tolist(),
+            )
             done += len(batch)
             report(done, total, f"embedded {done - len(reused)}/{len(fresh)} new chunks")
-        build = {**_build_of(version_id), "done": total, "total": total, "message": "ready", "skipped": skipped,
-                 "documents": len(docs), "reused_documents": len(reused_docs), "reused_chunks": len(reused),
-                 "embedded_documents": len(docs) - len(reused_docs), "embedded_chunks": len(fresh),
-                 "reused_from": previous.version if previous and reused else None,
-                 "seconds": round(time.monotonic() - started, 2), "heartbeat": _now()}
-        return _finish(version_id, "ready", config={**settings, "build": build}, chunk_count=total,
-                       documents={d.doc_id: d.content_hash for d in docs})
+        build = {
+            **_build_of(version_id),
+            "done": total,
+            "total": total,
+            "message": "ready",
+            "skipped": skipped,
+            "documents": len(docs),
+            "reused_documents": len(reused_docs),
+            "reused_chunks": len(reused),
+            "embedded_documents": len(docs) - len(reused_docs),
+            "embedded_chunks": len(fresh),
+            "reused_from": previous.version if previous and reused else None,
+            "seconds": round(time.monotonic() - started, 2),
+            "heartbeat": _now(),
+        }
+        return _finish(
+            version_id,
+            "ready",
+            config={**settings, "build": build},
+            chunk_count=total,
+            documents={d.doc_id: d.content_hash for d in docs},
+        )
     except Exception as exc:
         message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
         _drop_collection(version.collection)
@@ -363,10 +433,15 @@ def _build_of(version_id: int) -> dict:
         return dict(s.get(RagIndexVersion, version_id).config.get("build", {}))
 
 
-def build_index(name: str, source=SAMPLE_CORPUS, chunker: str = DEFAULT_CHUNKER,
-                chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_OVERLAP,
-                embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                on_progress: Progress | None = None) -> RagIndexVersion:
+def build_index(
+    name: str,
+    source=SAMPLE_CORPUS,
+    chunker: str = DEFAULT_CHUNKER,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    on_progress: Progress | None = None,
+) -> RagIndexVersion:
     """Build the next version of index `name` from `source` (see load_source) and wait for it."""
     version = start_version(name, chunker, chunk_size, overlap, embedding_model, source_label(source))
     return run_build(version.id, source, on_progress)
@@ -378,8 +453,11 @@ def build_index(name: str, source=SAMPLE_CORPUS, chunker: str = DEFAULT_CHUNKER,
 def versions(name: str) -> list[RagIndexVersion]:
     with session() as s:
         index = _index(s, name)
-        return list(s.exec(select(RagIndexVersion).where(RagIndexVersion.index_id == index.id)
-                           .order_by(RagIndexVersion.version)).all())
+        return list(
+            s.exec(
+                select(RagIndexVersion).where(RagIndexVersion.index_id == index.id).order_by(RagIndexVersion.version)
+            ).all()
+        )
 
 
 def get_version(name: str, version: int | None = None) -> RagIndexVersion:
@@ -388,8 +466,9 @@ def get_version(name: str, version: int | None = None) -> RagIndexVersion:
         index = _index(s, name)
         query = select(RagIndexVersion).where(RagIndexVersion.index_id == index.id)
         if version is None:
-            found = s.exec(query.where(RagIndexVersion.status == "ready")
-                           .order_by(RagIndexVersion.version.desc())).first()
+            found = s.exec(
+                query.where(RagIndexVersion.status == "ready").order_by(RagIndexVersion.version.desc())
+            ).first()
             if found is None:
                 raise NotFound(f"Index {name!r} has no ready version yet.")
             return found
@@ -430,7 +509,7 @@ def effective_status(version: RagIndexVersion) -> str:
     if version.status != "building":
         return version.status
     beat = (version.config.get("build") or {}).get("heartbeat")
-    if beat and (datetime.now(timezone.utc) - datetime.fromisoformat(beat)).total_seconds() > STALE_AFTER_S:
+    if beat and (datetime.now(UTC) - datetime.fromisoformat(beat)).total_seconds() > STALE_AFTER_S:
         return "interrupted"
     return "building"
 
@@ -439,22 +518,36 @@ def progress(version_id: int) -> dict:
     """{status, done, total, message, skipped, error} for a progress bar."""
     version = version_by_id(version_id)
     build = version.config.get("build") or {}
-    return {"status": effective_status(version), "done": build.get("done", 0), "total": build.get("total", 0),
-            "message": build.get("message", ""), "skipped": build.get("skipped", []), "error": version.error,
-            "label": label(version)}
+    return {
+        "status": effective_status(version),
+        "done": build.get("done", 0),
+        "total": build.get("total", 0),
+        "message": build.get("message", ""),
+        "skipped": build.get("skipped", []),
+        "error": version.error,
+        "label": label(version),
+    }
 
 
 def describe(version: RagIndexVersion, name: str | None = None) -> dict:
     """One row for a versions table."""
     build = version.config.get("build") or {}
     return {
-        "index": name or label(version).rpartition("@")[0], "version": version.version,
-        "status": effective_status(version), "chunker": version.config.get("chunker"),
-        "chunk_size": version.config.get("chunk_size"), "overlap": version.config.get("overlap"),
-        "embedding_model": version.config.get("embedding_model"), "documents": len(version.documents),
-        "chunks": version.chunk_count, "embedded_documents": build.get("embedded_documents"),
-        "reused_documents": build.get("reused_documents"), "skipped_files": len(build.get("skipped") or []),
-        "source": build.get("source", ""), "created_at": version.created_at, "error": version.error,
+        "index": name or label(version).rpartition("@")[0],
+        "version": version.version,
+        "status": effective_status(version),
+        "chunker": version.config.get("chunker"),
+        "chunk_size": version.config.get("chunk_size"),
+        "overlap": version.config.get("overlap"),
+        "embedding_model": version.config.get("embedding_model"),
+        "documents": len(version.documents),
+        "chunks": version.chunk_count,
+        "embedded_documents": build.get("embedded_documents"),
+        "reused_documents": build.get("reused_documents"),
+        "skipped_files": len(build.get("skipped") or []),
+        "source": build.get("source", ""),
+        "created_at": version.created_at,
+        "error": version.error,
     }
 
 
@@ -464,18 +557,31 @@ def list_indexes() -> list[dict]:
         indexes = s.exec(select(RagIndex).order_by(RagIndex.name)).all()
         out = []
         for index in indexes:
-            rows = s.exec(select(RagIndexVersion).where(RagIndexVersion.index_id == index.id)
-                          .order_by(RagIndexVersion.version.desc())).all()
+            rows = s.exec(
+                select(RagIndexVersion)
+                .where(RagIndexVersion.index_id == index.id)
+                .order_by(RagIndexVersion.version.desc())
+            ).all()
             ready = [v.version for v in rows if v.status == "ready"]
-            out.append({"name": index.name, "versions": len(rows), "latest_ready": ready[0] if ready else None,
-                        "rows": [describe(v, index.name) for v in rows]})
+            out.append(
+                {
+                    "name": index.name,
+                    "versions": len(rows),
+                    "latest_ready": ready[0] if ready else None,
+                    "rows": [describe(v, index.name) for v in rows],
+                }
+            )
         return out
 
 
 def version_refs(ready_only: bool = True) -> list[str]:
     """`name@version` for every (ready) version, for pickers."""
-    return [f"{i['name']}@{row['version']}" for i in list_indexes() for row in i["rows"]
-            if row["status"] == "ready" or not ready_only]
+    return [
+        f"{i['name']}@{row['version']}"
+        for i in list_indexes()
+        for row in i["rows"]
+        if row["status"] == "ready" or not ready_only
+    ]
 
 
 # --- querying ------------------------------------------------------------------------
@@ -494,14 +600,27 @@ def query_many(ref, questions: list[str], k: int = 5) -> list[list[dict]]:
         raise WorkbenchError("Type a question first.")
     collection = _collection(version.collection)
     vectors = embed_texts(list(questions), version.config["embedding_model"])
-    found = collection.query(query_embeddings=vectors.tolist(), n_results=min(k, max(1, version.chunk_count)),
-                             include=["documents", "metadatas", "distances"])
+    found = collection.query(
+        query_embeddings=vectors.tolist(),
+        n_results=min(k, max(1, version.chunk_count)),
+        include=["documents", "metadatas", "distances"],
+    )
     results = []
-    for ids, texts, metas, distances in zip(found["ids"], found["documents"], found["metadatas"],
-                                            found["distances"]):
-        results.append([{"rank": rank, "chunk_id": chunk_id, "doc_id": meta["doc_id"], "start": meta["start"],
-                         "end": meta["end"], "score": round(1.0 - float(distance), 6), "text": text}
-                        for rank, (chunk_id, text, meta, distance) in enumerate(zip(ids, texts, metas, distances), 1)])
+    for ids, texts, metas, distances in zip(found["ids"], found["documents"], found["metadatas"], found["distances"]):
+        results.append(
+            [
+                {
+                    "rank": rank,
+                    "chunk_id": chunk_id,
+                    "doc_id": meta["doc_id"],
+                    "start": meta["start"],
+                    "end": meta["end"],
+                    "score": round(1.0 - float(distance), 6),
+                    "text": text,
+                }
+                for rank, (chunk_id, text, meta, distance) in enumerate(zip(ids, texts, metas, distances), 1)
+            ]
+        )
     return results
 
 
@@ -513,10 +632,12 @@ def query(ref, question: str, k: int = 5) -> list[dict]:
 def chunks_of(ref, doc_id: str | None = None) -> list[dict]:
     """Stored chunks of a version (optionally one document), in document order; for inspection and tests."""
     version = resolve(ref)
-    got = _collection(version.collection).get(where={"doc_id": doc_id} if doc_id else None,
-                                              include=["documents", "metadatas"])
-    rows = [{"chunk_id": i, **meta, "text": text} for i, text, meta in zip(got["ids"], got["documents"],
-                                                                          got["metadatas"])]
+    got = _collection(version.collection).get(
+        where={"doc_id": doc_id} if doc_id else None, include=["documents", "metadatas"]
+    )
+    rows = [
+        {"chunk_id": i, **meta, "text": text} for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])
+    ]
     return sorted(rows, key=lambda r: (r["doc_id"], r["start"], r["end"]))
 
 
@@ -533,8 +654,9 @@ class BuildManager:
     def start(self, name: str, source, **options) -> RagIndexVersion:
         """Write the `building` version now (so a page can poll it) and build it in the background."""
         version = start_version(name, source_label=source_label(source), **options)
-        thread = threading.Thread(target=self._work, args=(version.id, source),
-                                  name=f"rag-build-{version.id}", daemon=True)
+        thread = threading.Thread(
+            target=self._work, args=(version.id, source), name=f"rag-build-{version.id}", daemon=True
+        )
         with self._lock:
             self._threads[version.id] = thread
         thread.start()

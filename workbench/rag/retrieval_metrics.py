@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 PASSAGE_SHARE = 0.5
 MIN_WORDS = 5
@@ -59,14 +60,18 @@ class Relevant:
     @classmethod
     def from_row(cls, row: Mapping) -> Relevant:
         """From a QA row: `relevant_chunk_ids`, `relevant_passages`, `source_documents`."""
+
         def strings(key):
             values = row.get(key) or ()
             if isinstance(values, str):  # one id written without a list
                 values = [values]
             return tuple(str(v) for v in values if str(v).strip())
-        return cls(chunk_ids=strings("relevant_chunk_ids"),
-                   doc_ids=strings("source_documents") or strings("relevant_documents"),
-                   passages=strings("relevant_passages"))
+
+        return cls(
+            chunk_ids=strings("relevant_chunk_ids"),
+            doc_ids=strings("source_documents") or strings("relevant_documents"),
+            passages=strings("relevant_passages"),
+        )
 
     @property
     def mode(self) -> str | None:
@@ -81,8 +86,7 @@ class Relevant:
 
     @property
     def items(self) -> tuple[str, ...]:
-        return {"chunk_ids": self.chunk_ids, "passages": self.passages,
-                "documents": self.doc_ids, None: ()}[self.mode]
+        return {"chunk_ids": self.chunk_ids, "passages": self.passages, "documents": self.doc_ids, None: ()}[self.mode]
 
 
 def tokens(text: str) -> list[str]:
@@ -90,7 +94,7 @@ def tokens(text: str) -> list[str]:
 
 
 def _ngrams(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def passage_in_chunk(chunk_text: str, passage: str, share: float = PASSAGE_SHARE) -> bool:
@@ -101,8 +105,7 @@ def passage_in_chunk(chunk_text: str, passage: str, share: float = PASSAGE_SHARE
     need = min(len(passage_words), max(MIN_WORDS, math.ceil(share * len(passage_words))))
     if _ngrams(passage_words, need) & _ngrams(chunk_words, need):
         return True
-    return (MIN_WORDS <= len(chunk_words) < need
-            and f" {' '.join(chunk_words)} " in f" {' '.join(passage_words)} ")
+    return MIN_WORDS <= len(chunk_words) < need and f" {' '.join(chunk_words)} " in f" {' '.join(passage_words)} "
 
 
 def _field(item: Any, name: str):
@@ -181,8 +184,7 @@ def retrieval_scores(retrieved: Sequence, relevant: Relevant | Mapping, k: int) 
     top = list(retrieved)[:k]
     covered = covered_items(top, relevant)
     n_relevant = len(relevant.items)
-    scores: dict = {"k": k, "mode": relevant.mode, "n_relevant": n_relevant,
-                    "relevant": [bool(c) for c in covered]}
+    scores: dict = {"k": k, "mode": relevant.mode, "n_relevant": n_relevant, "relevant": [bool(c) for c in covered]}
     if n_relevant == 0:
         return {**scores, **{name: None for name in METRICS}}
     return {

@@ -17,8 +17,8 @@ starts and spends money, with messages a user can act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from workbench.templates import TemplateError, render, variables
 
@@ -197,6 +197,5 @@ def validate_scorer_config(config) -> list[str]:
     return problems
 
 
-from workbench.scoring import assertions  # noqa: E402,F401  (registers the deterministic scorers)
-from workbench.scoring import judge  # noqa: E402,F401  (registers llm_judge)
-from workbench.scoring import retrieval  # noqa: E402,F401  (registers retrieval)
+# Importing these registers their scorers (deterministic assertions, llm_judge, retrieval).
+from workbench.scoring import assertions, judge, retrieval  # noqa: E402,F401,I001

@@ -43,12 +43,19 @@ def prepare(configs: list[dict]) -> list[PreparedScorer]:
 
 
 def score_row(scorer: PreparedScorer, result: ScoreResult) -> dict:
-    return {"scorer_name": scorer.name, "scorer_version_id": scorer.version_id, "value": result.score,
-            "passed": result.passed, "reason": result.reason[:2000], "error": result.error}
+    return {
+        "scorer_name": scorer.name,
+        "scorer_version_id": scorer.version_id,
+        "value": result.score,
+        "passed": result.passed,
+        "reason": result.reason[:2000],
+        "error": result.error,
+    }
 
 
-async def score_output(scorers: list[PreparedScorer], output: str, context: ScoreContext,
-                       cached=None) -> tuple[list[dict], list[CallResult]]:
+async def score_output(
+    scorers: list[PreparedScorer], output: str, context: ScoreContext, cached=None
+) -> tuple[list[dict], list[CallResult]]:
     """All scores for one output, plus the judge calls made (to be recorded by the caller)."""
     rows, judge_calls = [], []
     for scorer in scorers:
@@ -76,8 +83,14 @@ def guard_scores(name: str, findings: list) -> dict:
     """A guardrail check as a score row, so trigger rates aggregate like any scorer."""
     triggered = bool(findings)
     reason = "; ".join(f.describe() for f in findings)[:2000] if triggered else "no findings"
-    return {"scorer_name": name, "scorer_version_id": None, "value": 0.0 if triggered else 1.0,
-            "passed": not triggered, "reason": reason, "error": None}
+    return {
+        "scorer_name": name,
+        "scorer_version_id": None,
+        "value": 0.0 if triggered else 1.0,
+        "passed": not triggered,
+        "reason": reason,
+        "error": None,
+    }
 
 
 def check_guards(text: str, guards: list[dict]) -> tuple[bool, list]:
@@ -93,8 +106,17 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
     eng = db_engine()
     with eng.connect() as conn:
         items = conn.execute(
-            select(RunItem.id, RunItem.prompt_version_id, DatasetRow.data, LlmCall.output, LlmCall.latency_ms,
-                   LlmCall.cost_usd, LlmCall.input_tokens, LlmCall.output_tokens, LlmCall.messages)
+            select(
+                RunItem.id,
+                RunItem.prompt_version_id,
+                DatasetRow.data,
+                LlmCall.output,
+                LlmCall.latency_ms,
+                LlmCall.cost_usd,
+                LlmCall.input_tokens,
+                LlmCall.output_tokens,
+                LlmCall.messages,
+            )
             .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
             .join(LlmCall, LlmCall.id == RunItem.call_id)
             .where(RunItem.run_id == run_id, RunItem.status == "done")
@@ -103,9 +125,14 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
     ledger_cache = cache_lookup()
 
     async def one(item):
-        context = ScoreContext(row=item.data or {}, latency_ms=item.latency_ms, cost_usd=item.cost_usd,
-                               input_tokens=item.input_tokens, output_tokens=item.output_tokens,
-                               input_text="\n".join(m["content"] for m in item.messages or []))
+        context = ScoreContext(
+            row=item.data or {},
+            latency_ms=item.latency_ms,
+            cost_usd=item.cost_usd,
+            input_tokens=item.input_tokens,
+            output_tokens=item.output_tokens,
+            input_text="\n".join(m["content"] for m in item.messages or []),
+        )
         async with semaphore:
             rows, judge_calls = await score_output(scorers, item.output or "", context, cached=ledger_cache)
         return item, rows, judge_calls
@@ -119,17 +146,22 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
     with eng.begin() as conn:
         item_ids = [item.id for item, _, _ in scored]
         for start in range(0, len(item_ids), 500):
-            conn.execute(delete(Score).where(Score.run_item_id.in_(item_ids[start:start + 500]),
-                                             Score.scorer_name.in_(names)))
+            conn.execute(
+                delete(Score).where(Score.run_item_id.in_(item_ids[start : start + 500]), Score.scorer_name.in_(names))
+            )
         payload = [{**row, "run_item_id": item.id, "created_at": now} for item, rows, _ in scored for row in rows]
         if payload:
             conn.execute(insert(Score), payload)
         for item, _, judge_calls in scored:
             for reply in judge_calls:
-                conn.execute(insert(LlmCall).values(**ledger.call_values(reply, "judge", item.prompt_version_id, run_id)))
+                conn.execute(
+                    insert(LlmCall).values(**ledger.call_values(reply, "judge", item.prompt_version_id, run_id))
+                )
         run = conn.execute(select(Run.config).where(Run.id == run_id)).scalar()
         kept = [c for c in (run.get("scorers") or []) if scorer_name(c) not in names]
-        conn.execute(update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]}))
+        conn.execute(
+            update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]})
+        )
     return len(payload)
 
 
@@ -140,19 +172,41 @@ def try_on_run(config: dict, run_id: int, limit: int = 3) -> list[dict]:
         raise ValueError("; ".join(problems))
     with db_engine().connect() as conn:
         items = conn.execute(
-            select(DatasetRow.data, LlmCall.output, LlmCall.latency_ms, LlmCall.cost_usd, LlmCall.input_tokens,
-                   LlmCall.output_tokens, LlmCall.messages)
+            select(
+                DatasetRow.data,
+                LlmCall.output,
+                LlmCall.latency_ms,
+                LlmCall.cost_usd,
+                LlmCall.input_tokens,
+                LlmCall.output_tokens,
+                LlmCall.messages,
+            )
             .select_from(RunItem)
             .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
             .join(LlmCall, LlmCall.id == RunItem.call_id)
-            .where(RunItem.run_id == run_id, RunItem.status == "done").order_by(RunItem.id).limit(limit)
+            .where(RunItem.run_id == run_id, RunItem.status == "done")
+            .order_by(RunItem.id)
+            .limit(limit)
         ).all()
     out = []
     for item in items:
-        context = ScoreContext(row=item.data or {}, latency_ms=item.latency_ms, cost_usd=item.cost_usd,
-                               input_tokens=item.input_tokens, output_tokens=item.output_tokens,
-                               input_text="\n".join(m["content"] for m in item.messages or []))
+        context = ScoreContext(
+            row=item.data or {},
+            latency_ms=item.latency_ms,
+            cost_usd=item.cost_usd,
+            input_tokens=item.input_tokens,
+            output_tokens=item.output_tokens,
+            input_text="\n".join(m["content"] for m in item.messages or []),
+        )
         result = run_scorer(config, item.output or "", context)
-        out.append({"input": context.input_text, "output": item.output, "expected": (item.data or {}).get("expected"),
-                    "score": result.score, "passed": result.passed, "reason": result.error or result.reason})
+        out.append(
+            {
+                "input": context.input_text,
+                "output": item.output,
+                "expected": (item.data or {}).get("expected"),
+                "score": result.score,
+                "passed": result.passed,
+                "reason": result.error or result.reason,
+            }
+        )
     return out

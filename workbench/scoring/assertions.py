@@ -25,7 +25,7 @@ from workbench.scoring.text_metrics import bleu, rouge_l
 
 def _quote(value: str, limit: int = 40) -> str:
     value = str(value)
-    return repr(value if len(value) <= limit else value[:limit - 3] + "...")
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
 
 
 def _flag(config: dict, key: str, default: bool) -> bool:
@@ -80,6 +80,7 @@ def _check_number_keys(*keys):
             except (TypeError, ValueError):
                 problems.append(f"{key} must be a number, not {value!r}")
         return problems
+
     return check
 
 
@@ -89,6 +90,7 @@ def _combine(*checks):
         for c in checks:
             problems += c(config)
         return problems
+
     return check
 
 
@@ -167,23 +169,38 @@ def starts_with(config: dict, output: str, context: ScoreContext) -> ScoreResult
     return passed(False, f"starts with {_quote(text[:20])}, not {', '.join(_quote(v) for v in values[:3])}")
 
 
-REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE,
-               "ignorecase": re.IGNORECASE, "multiline": re.MULTILINE, "dotall": re.DOTALL, "verbose": re.VERBOSE}
+REGEX_FLAGS = {
+    "i": re.IGNORECASE,
+    "m": re.MULTILINE,
+    "s": re.DOTALL,
+    "x": re.VERBOSE,
+    "ignorecase": re.IGNORECASE,
+    "multiline": re.MULTILINE,
+    "dotall": re.DOTALL,
+    "verbose": re.VERBOSE,
+}
 REGEX_TIMEOUT = 2.0
 
 
 def _regex_flags(flags) -> int:
     if not flags:
         return 0
-    names = flags if isinstance(flags, list) else (
-        [f for f in re.split(r"[\s,|]+", flags) if f] if len(flags) > 1 and not set(flags) <= set("imsx")
-        else list(flags))
+    names = (
+        flags
+        if isinstance(flags, list)
+        else (
+            [f for f in re.split(r"[\s,|]+", flags) if f]
+            if len(flags) > 1 and not set(flags) <= set("imsx")
+            else list(flags)
+        )
+    )
     bits = 0
     for name in names:
         bit = REGEX_FLAGS.get(str(name).lower().removeprefix("re."))
         if bit is None:
-            raise ScorerError(f"unknown regex flag {name!r}; "
-                              "use i, m, s, x (or IGNORECASE, MULTILINE, DOTALL, VERBOSE)")
+            raise ScorerError(
+                f"unknown regex flag {name!r}; use i, m, s, x (or IGNORECASE, MULTILINE, DOTALL, VERBOSE)"
+            )
         bits |= bit
     return bits
 
@@ -307,8 +324,12 @@ def _check_length(config):
     return _check_number_keys("min", "max", "min_tokens", "max_tokens")(config)
 
 
-@register("length", optional=("min", "max", "min_tokens", "max_tokens"),
-          one_of=("min", "max", "min_tokens", "max_tokens"), check=_check_length)
+@register(
+    "length",
+    optional=("min", "max", "min_tokens", "max_tokens"),
+    one_of=("min", "max", "min_tokens", "max_tokens"),
+    check=_check_length,
+)
 def length(config: dict, output: str, context: ScoreContext) -> ScoreResult:
     """min/max in characters; min_tokens/max_tokens in tokens.
 
@@ -378,9 +399,12 @@ def first_number(text: str) -> float | None:
     return None
 
 
-@register("numeric", optional=("value", "tolerance", "rel_tolerance", "min", "max"),
-          one_of=("value", "min", "max"),
-          check=_check_number_keys("value", "tolerance", "rel_tolerance", "min", "max"))
+@register(
+    "numeric",
+    optional=("value", "tolerance", "rel_tolerance", "min", "max"),
+    one_of=("value", "min", "max"),
+    check=_check_number_keys("value", "tolerance", "rel_tolerance", "min", "max"),
+)
 def numeric(config: dict, output: str, context: ScoreContext) -> ScoreResult:
     """Compare the first number in the output with `value` (within tolerance) and/or a min/max range.
 
@@ -441,8 +465,7 @@ def semantic_similarity(config: dict, output: str, context: ScoreContext) -> Sco
 
 # ---------------------------------------------------------------------------- python expressions
 
-EXPRESSION_VARIABLES = ("output", "expected", "row", "input", "latency_ms", "cost_usd", "input_tokens",
-                        "output_tokens")
+EXPRESSION_VARIABLES = ("output", "expected", "row", "input", "latency_ms", "cost_usd", "input_tokens", "output_tokens")
 
 
 def _check_expression(config):
@@ -465,9 +488,14 @@ def python(config: dict, output: str, context: ScoreContext) -> ScoreResult:
     """
     row = context.row or {}
     variables = {
-        "output": output, "expected": row.get("expected"), "row": row, "input": context.input_text or "",
-        "latency_ms": context.latency_ms, "cost_usd": context.cost_usd,
-        "input_tokens": context.input_tokens, "output_tokens": context.output_tokens,
+        "output": output,
+        "expected": row.get("expected"),
+        "row": row,
+        "input": context.input_text or "",
+        "latency_ms": context.latency_ms,
+        "cost_usd": context.cost_usd,
+        "input_tokens": context.input_tokens,
+        "output_tokens": context.output_tokens,
     }
     compiled = expr_lang.compile_expression(config["expr"], EXPRESSION_VARIABLES)
     timeout = _number(config, "timeout", expr_lang.DEFAULT_TIMEOUT)
@@ -479,8 +507,10 @@ def python(config: dict, output: str, context: ScoreContext) -> ScoreResult:
         if threshold is not None:
             return metric(value, threshold, "value")
         return ScoreResult(passed=bool(value), score=float(value), reason=f"value {value:g}")
-    raise ScorerError(f"expression returned {type(value).__name__} {expr_lang.describe(value)}; "
-                      "return a bool (pass/fail) or a number (score)")
+    raise ScorerError(
+        f"expression returned {type(value).__name__} {expr_lang.describe(value)}; "
+        "return a bool (pass/fail) or a number (score)"
+    )
 
 
 # ---------------------------------------------------------------------------- guardrails as scorers
@@ -492,8 +522,10 @@ def _guard_scorer(guard: str):
     def check(config):
         guard_config = {k: v for k, v in config.items() if k in keys}
         return guardrails.validate_guard_config({"type": guard, **guard_config}) + (
-            [] if config.get("target", "output") in ("output", "input")
-            else [f"target must be 'output' or 'input', not {config.get('target')!r}"])
+            []
+            if config.get("target", "output") in ("output", "input")
+            else [f"target must be 'output' or 'input', not {config.get('target')!r}"]
+        )
 
     def scorer(config: dict, output: str, context: ScoreContext) -> ScoreResult:
         target = config.get("target", "output")
@@ -509,8 +541,9 @@ def _guard_scorer(guard: str):
         return passed(False, f"found {shown}{more}")
 
     scorer.__name__ = f"guard_{guard}"
-    scorer.__doc__ = (f"Fails when the `{guard}` guardrail finds something in the output "
-                      "(or in the input with target: input).")
+    scorer.__doc__ = (
+        f"Fails when the `{guard}` guardrail finds something in the output (or in the input with target: input)."
+    )
     one_of = ("max_chars", "max_tokens") if guard == "max_length" else ()
     required = ("words",) if guard == "banned_words" else ()
     optional = tuple(k for k in keys if k not in required and k not in one_of) + ("target",)

@@ -83,17 +83,60 @@ def _sum(values, start=0):
 
 
 BUILTINS = {
-    "len": len, "min": min, "max": max, "abs": abs, "round": round, "sum": _sum,
-    "any": any, "all": all, "int": int, "float": float, "str": str, "bool": bool,
-    "sorted": sorted, "set": set, "list": list, "tuple": tuple, "dict": dict,
+    "len": len,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "round": round,
+    "sum": _sum,
+    "any": any,
+    "all": all,
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "sorted": sorted,
+    "set": set,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
 }
 HELPERS = {"re_search", "re_findall"}  # implemented in _Evaluator._Call
 
 STR_METHODS = {
-    "lower", "upper", "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit",
-    "splitlines", "count", "find", "rfind", "index", "rindex", "replace", "join", "title",
-    "capitalize", "casefold", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper",
-    "isnumeric", "isdecimal", "istitle", "partition", "rpartition", "removeprefix", "removesuffix",
+    "lower",
+    "upper",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "startswith",
+    "endswith",
+    "split",
+    "rsplit",
+    "splitlines",
+    "count",
+    "find",
+    "rfind",
+    "index",
+    "rindex",
+    "replace",
+    "join",
+    "title",
+    "capitalize",
+    "casefold",
+    "isdigit",
+    "isalpha",
+    "isalnum",
+    "isspace",
+    "islower",
+    "isupper",
+    "isnumeric",
+    "isdecimal",
+    "istitle",
+    "partition",
+    "rpartition",
+    "removeprefix",
+    "removesuffix",
 }
 METHODS = {
     str: STR_METHODS,
@@ -104,20 +147,67 @@ METHODS = {
 ALL_METHODS = set().union(*METHODS.values())
 
 ALLOWED_NODES = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.UnaryOp, ast.Not, ast.USub,
-    ast.UAdd, ast.Compare, ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Store, ast.Constant,
-    ast.Attribute, ast.Subscript, ast.Slice, ast.List, ast.Tuple, ast.Set, ast.Dict,
-    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.comprehension, ast.keyword,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd, ast.BitOr,
-    ast.BitXor, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Is,
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.Constant,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.Dict,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.keyword,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.BitAnd,
+    ast.BitOr,
+    ast.BitXor,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Is,
     ast.IsNot,
 )
 NODE_HINTS = {
-    ast.Lambda: "lambda is not allowed", ast.NamedExpr: "':=' is not allowed",
-    ast.JoinedStr: "f-strings are not allowed; use + and str()", ast.Starred: "'*' unpacking is not allowed",
-    ast.Await: "await is not allowed", ast.Yield: "yield is not allowed",
-    ast.LShift: "'<<' is not allowed", ast.RShift: "'>>' is not allowed",
-    ast.MatMult: "'@' is not allowed", ast.Invert: "'~' is not allowed",
+    ast.Lambda: "lambda is not allowed",
+    ast.NamedExpr: "':=' is not allowed",
+    ast.JoinedStr: "f-strings are not allowed; use + and str()",
+    ast.Starred: "'*' unpacking is not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
+    ast.LShift: "'<<' is not allowed",
+    ast.RShift: "'>>' is not allowed",
+    ast.MatMult: "'@' is not allowed",
+    ast.Invert: "'~' is not allowed",
 }
 
 
@@ -157,8 +247,9 @@ def _check(node: ast.AST, names: set[str]) -> None:
             raise _node_error(node, f"unknown name {node.id!r}; available: {', '.join(sorted(names))}")
         return
     if isinstance(node, ast.Attribute):
-        raise _node_error(node, f"attribute access is not allowed (.{node.attr}); only method calls "
-                                f"such as output.lower() are")
+        raise _node_error(
+            node, f"attribute access is not allowed (.{node.attr}); only method calls such as output.lower() are"
+        )
     if isinstance(node, ast.Constant):
         if not isinstance(node.value, (str, int, float, bool, type(None))):
             raise _node_error(node, f"{type(node.value).__name__} literals are not allowed")
@@ -167,8 +258,11 @@ def _check(node: ast.AST, names: set[str]) -> None:
         func = node.func
         if isinstance(func, ast.Name):
             if func.id not in BUILTINS and func.id not in HELPERS:
-                raise _node_error(func, f"calling {func.id!r} is not allowed; allowed functions: "
-                                        f"{', '.join(sorted([*BUILTINS, *HELPERS]))}")
+                raise _node_error(
+                    func,
+                    f"calling {func.id!r} is not allowed; allowed functions: "
+                    f"{', '.join(sorted([*BUILTINS, *HELPERS]))}",
+                )
         elif isinstance(func, ast.Attribute):
             if func.attr.startswith("_"):
                 raise _node_error(func, f"names starting with '_' are not allowed: .{func.attr}")
@@ -290,8 +384,9 @@ class _Evaluator:
         if type(value) in (str, list, tuple, dict, set):
             self.allocated += len(value)
             if self.allocated > MAX_ALLOCATED:
-                raise ExpressionError(f"the expression creates too much data "
-                                      f"(more than {MAX_ALLOCATED:,} characters/elements in total)")
+                raise ExpressionError(
+                    f"the expression creates too much data (more than {MAX_ALLOCATED:,} characters/elements in total)"
+                )
         return value
 
     def tick(self):
@@ -374,8 +469,10 @@ class _Evaluator:
         if type(value) not in (str, list, tuple, dict):
             raise ExpressionError(f"{type(value).__name__} values cannot be indexed")
         if isinstance(node.slice, ast.Slice):
-            parts = [self.eval(p, scope) if p is not None else None
-                     for p in (node.slice.lower, node.slice.upper, node.slice.step)]
+            parts = [
+                self.eval(p, scope) if p is not None else None
+                for p in (node.slice.lower, node.slice.upper, node.slice.step)
+            ]
             if not all(p is None or type(p) is int for p in parts):
                 raise ExpressionError("slice bounds must be integers")
             return self.charge(value[slice(*parts)])
@@ -407,8 +504,9 @@ class _Evaluator:
         return self.charge({self.eval(node.elt, s) for s in self._iterate(node.generators, scope)})
 
     def _DictComp(self, node, scope):
-        return self.charge({self.eval(node.key, s): self.eval(node.value, s)
-                            for s in self._iterate(node.generators, scope)})
+        return self.charge(
+            {self.eval(node.key, s): self.eval(node.value, s) for s in self._iterate(node.generators, scope)}
+        )
 
     def _Call(self, node, scope):
         args = [self.eval(a, scope) for a in node.args]
@@ -505,22 +603,34 @@ def _safe_in(item, container):
 
 
 _COMPARE = {
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
-    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-    ast.In: _safe_in, ast.NotIn: lambda a, b: not _safe_in(a, b),
-    ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b,
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.In: _safe_in,
+    ast.NotIn: lambda a, b: not _safe_in(a, b),
+    ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
 }
 _BINOPS = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
-    ast.Pow: lambda a, b: a ** b, ast.BitAnd: lambda a, b: a & b, ast.BitOr: lambda a, b: a | b,
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: a**b,
+    ast.BitAnd: lambda a, b: a & b,
+    ast.BitOr: lambda a, b: a | b,
     ast.BitXor: lambda a, b: a ^ b,
 }
 
 
-def evaluate(expression: Expression | str, variables: dict, timeout: float = DEFAULT_TIMEOUT,
-             max_steps: int = MAX_STEPS):
+def evaluate(
+    expression: Expression | str, variables: dict, timeout: float = DEFAULT_TIMEOUT, max_steps: int = MAX_STEPS
+):
     """Evaluate an expression against `variables`; any failure is an ExpressionError with a clear message."""
     variables = {name: plain(value) for name, value in variables.items()}
     if isinstance(expression, str):

@@ -28,17 +28,31 @@ class JudgeParseError(ValueError):
 
 NUM = r"[-+]?\d+(?:\.\d+)?"
 SCORE_KEYS = ("score", "rating", "grade", "overall_score", "final_score", "overall", "overall_rating", "points")
-REASON_KEYS = ("reason", "reasoning", "explanation", "rationale", "justification", "feedback", "comment",
-               "comments", "analysis", "critique")
+REASON_KEYS = (
+    "reason",
+    "reasoning",
+    "explanation",
+    "rationale",
+    "justification",
+    "feedback",
+    "comment",
+    "comments",
+    "analysis",
+    "critique",
+)
 LABELLED = re.compile(
     r"(?:^|[^\w])(?:final\s+|overall\s+|total\s+)?(?:score|rating|grade)\b[\"']?\s*\**\s*"
     r"(?:\((?:\s*\d+\s*-\s*\d+\s*)\)\s*)?(?:[:=]|is|of|-)\s*\**\s*"
     r"(" + NUM + r")(?:\s*(?:/|out\s+of)\s*(" + NUM + r"))?(?![\d.]*\w)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 OUT_OF = re.compile(r"(?<![\w./])(" + NUM + r")\s*(?:/|out\s+of)\s*(" + NUM + r")(?![\d.]*\w|/\d)", re.IGNORECASE)
 ALONE = re.compile(r"^[ \t>*_#`\[(]*(" + NUM + r")[ \t*_`\])]*\.?[ \t]*$", re.MULTILINE)
-REASON_LABEL = re.compile(r"(?:^|\n)\s*\**(?:reason|reasoning|explanation|rationale|justification)\**\s*[:\-]\**\s*"
-                          r"(.+?)(?=\n\s*\**(?:score|rating|grade)\b|\Z)", re.IGNORECASE | re.DOTALL)
+REASON_LABEL = re.compile(
+    r"(?:^|\n)\s*\**(?:reason|reasoning|explanation|rationale|justification)\**\s*[:\-]\**\s*"
+    r"(.+?)(?=\n\s*\**(?:score|rating|grade)\b|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def _check_scale(scale) -> tuple[float, float]:
@@ -208,22 +222,36 @@ def weighted_score_from_logprobs(top_logprobs: list[dict[str, float]], scale=(1,
     return None
 
 
-VERDICT_KEYS = ("winner", "verdict", "preference", "preferred", "choice", "better", "better_response",
-                "answer", "result", "decision")
+VERDICT_KEYS = (
+    "winner",
+    "verdict",
+    "preference",
+    "preferred",
+    "choice",
+    "better",
+    "better_response",
+    "answer",
+    "result",
+    "decision",
+)
 TIE_WORDS = r"tie|draw|equal|equally\s+good|both|neither|same|c"
 LETTER = re.compile(r"^\s*(?:response|output|answer|assistant|option|model|candidate)?\s*([AB])\s*$", re.IGNORECASE)
 BRACKETED = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE)
 VERDICT_LABEL = re.compile(
     r"(?:winner|verdict|preference|preferred|choice|better\s+(?:response|output|answer)|final\s+(?:answer|verdict))"
     r"\s*\**\s*[:=\-]\s*\**\s*(?:response|output|answer|assistant|option|model|candidate)?\s*"
-    r"(A|B|tie|draw|equal|neither|both)\b", re.IGNORECASE)
+    r"(A|B|tie|draw|equal|neither|both)\b",
+    re.IGNORECASE,
+)
 PREFERS = re.compile(
     r"\b(?:response|output|answer|assistant|option|candidate)\s+([AB])\s+(?:is|was)\s+(?:clearly\s+|slightly\s+|much\s+)?"
     r"(?:better|preferred|superior|stronger|more\s+\w+|the\s+(?:better|winner|best))\b"
     r"|\b(?:prefer|choose|pick|select)\s+(?:response|output|answer|assistant|option|candidate)\s+([AB])\b",
-    re.IGNORECASE)
-TIE_PHRASE = re.compile(r"\b(?:it'?s\s+a\s+tie|tie|draw|equally\s+good|both\s+(?:are|responses\s+are)\s+equally)\b",
-                        re.IGNORECASE)
+    re.IGNORECASE,
+)
+TIE_PHRASE = re.compile(
+    r"\b(?:it'?s\s+a\s+tie|tie|draw|equally\s+good|both\s+(?:are|responses\s+are)\s+equally)\b", re.IGNORECASE
+)
 
 
 def _verdict_word(value) -> str | None:

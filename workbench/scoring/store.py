@@ -34,8 +34,9 @@ def save(name: str, config: dict, note: str = "") -> tuple[Scorer, bool]:
         latest = s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version.desc())).first()
         if latest is not None and _same(latest.config, config):
             return latest, False
-        row = Scorer(name=name, version=(latest.version + 1) if latest else 1, type=config["type"],
-                     config=config, note=note)
+        row = Scorer(
+            name=name, version=(latest.version + 1) if latest else 1, type=config["type"], config=config, note=note
+        )
         s.add(row)
         s.flush()
         return row, True
