@@ -58,11 +58,3 @@ def budget_banner() -> None:
 
 def show_error(exc: Exception) -> None:
     st.error(str(exc))
-
-
-@st.cache_resource
-def run_manager():
-    """The process-wide owner of background run threads (survives reruns and closed tabs)."""
-    from workbench.run_manager import manager
-
-    return manager()

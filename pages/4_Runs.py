@@ -4,15 +4,15 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from ui_common import page_setup, run_manager
+from ui_common import page_setup
 from workbench import datasets, prompts, runs
+from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
 from workbench.llm import available_models
 from workbench.scoring.apply import rescore
 
 page_setup("Runs", "🏃")
 st.title("🏃 Runs")
-manager = run_manager()
 
 with st.expander("Start a run", expanded=not runs.list_runs(1)):
     refs = [f"{p['name']}@{v.version}" for p in prompts.list_prompts() for v in prompts.versions(p["name"])]
@@ -62,7 +62,7 @@ with st.expander("Start a run", expanded=not runs.list_runs(1)):
         except (WorkbenchError, yaml.YAMLError) as exc:
             st.error(str(exc))
         else:
-            manager.start(run_id)
+            run_jobs.submit(run_id)
             st.session_state["run_selected"] = run_id
             st.rerun()
 
@@ -97,15 +97,21 @@ def live_progress(run_id: int):
     cols[5].metric("Cached", p["cached"])
     if run.error:
         st.error(run.error)
-    if status in ("running", "pending") and st.button("Cancel run", key=f"cancel:{run_id}"):
+    if status == "queued":
+        st.info("Waiting for a worker: `workbench serve` starts one; or run `workbench worker`.")
+    if status in ("running", "pending", "queued") and st.button("Cancel run", key=f"cancel:{run_id}"):
         runs.request_cancel(run_id)
     if status in ("interrupted", "cancelled", "budget_exceeded", "failed") and p["remaining"]:
         if st.button("Resume", key=f"resume:{run_id}"):
-            manager.start(run_id)
-    if status not in ("running", "pending", "cancelling") and st.session_state.get(f"was_live:{run_id}"):
+            try:
+                run_jobs.submit(run_id)
+            except WorkbenchError as exc:
+                st.error(str(exc))
+    live = ("running", "pending", "queued", "cancelling")
+    if status not in live and st.session_state.get(f"was_live:{run_id}"):
         st.session_state[f"was_live:{run_id}"] = False
-        st.rerun()  # refresh the results table once when the run ends
-    st.session_state[f"was_live:{run_id}"] = status in ("running", "pending", "cancelling")
+        st.rerun()  # refresh the listing and the results table once when the run ends
+    st.session_state[f"was_live:{run_id}"] = status in live
 
 
 live_progress(run_id)
@@ -129,7 +135,7 @@ with st.expander("Re-score this run (no model calls for the outputs)"):
             st.rerun()
 
 
-@st.fragment(run_every=2.0 if runs.effective_status(runs.get_run(run_id)) in ("running", "pending") else None)
+@st.fragment(run_every=2.0 if runs.effective_status(runs.get_run(run_id)) in ("running", "pending", "queued") else None)
 def results_table(run_id: int):
     """Refreshes on its own while the run is going, so rows fill in as they finish."""
     st.subheader("Results")

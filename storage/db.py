@@ -47,11 +47,12 @@ def engine(url: str | None = None) -> Engine:
         return eng
 
 
-def dispose_all() -> None:
-    """Forget cached engines (tests switch WORKBENCH_HOME between cases)."""
+def dispose_all(close: bool = True) -> None:
+    """Forget cached engines (tests switch WORKBENCH_HOME between cases). In a forked child,
+    `close=False` drops the parent's pooled connections without closing them under the parent."""
     with _lock:
         for eng in _engines.values():
-            eng.dispose()
+            eng.dispose(close=close)
         _engines.clear()
 
 

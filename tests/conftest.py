@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["WORKBENCH_PRELOAD"] = "0"  # pages must not start loading the embedded model in tests
+os.environ.setdefault("WORKBENCH_LEASE_SECONDS", "1.5")  # heartbeats (and cancels seen) every 0.5 s
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from storage.db import session
 from storage.tables import Comparison, DatasetRow, LlmCall, RunItem, Score
-from workbench import calls, compare, datasets, engine, prompts, report, runs, stats
+from workbench import calls, compare, datasets, prompts, report, runs, stats
+from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
 
 CONTAINS = [{"type": "contains", "value": "{{expected}}"}]
@@ -36,7 +37,7 @@ def run(template: str, dataset: str = "quiz", prompt: str = "ask", repeat: int =
             }
         )
     )
-    assert engine.run_sync(run_id) == "done"
+    assert run_jobs.run_now(run_id) == "done"
     return run_id
 
 
@@ -221,7 +222,7 @@ def test_three_variants_in_one_run_get_holm_adjusted_p_values(fake_model):
             }
         )
     )
-    engine.run_sync(run_id)
+    run_jobs.run_now(run_id)
     result = compare.compare([run_id])
     assert [v.label for v in result.variants] == ["ask@1", "ask@2", "ask@3"]
     (metric,) = result.summary["metrics"]

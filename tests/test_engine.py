@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workbench import engine, runs
+from workbench import runs
+from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
 from workbench.fake_server import start_fake_server
 
@@ -50,7 +51,7 @@ def start(config) -> int:
 def test_plan_is_stored_before_any_call_and_run_completes(server, tmp_path):
     run_id = start(config_for(server, write_dataset(tmp_path, 12)))
     assert runs.progress(run_id)["remaining"] == 12 and server.stats()["total_requests"] == 0
-    assert engine.run_sync(run_id) == "done"
+    assert run_jobs.run_now(run_id) == "done"
     p = runs.progress(run_id)
     assert (p["done"], p["failed"], p["remaining"], p["calls"]) == (12, 0, 0, 12)
     rows = runs.results(run_id, limit=None)
@@ -69,14 +70,14 @@ def test_missing_column_is_refused_before_any_call(server, tmp_path):
 def test_concurrency_is_really_bounded(tmp_path):
     with start_fake_server(delay_s=0.1) as srv:
         run_id = start(config_for(srv, write_dataset(tmp_path, 30), concurrency=5))
-        assert engine.run_sync(run_id) == "done"
+        assert run_jobs.run_now(run_id) == "done"
         assert srv.stats()["max_in_flight"] == 5
 
 
 def test_retries_429_and_500_until_every_row_is_final(tmp_path):
     with start_fake_server(delay_s=0.0, fail_rate=0.3, fail_statuses=[500, 429], retry_after=0.01, seed=3) as srv:
         run_id = start(config_for(srv, write_dataset(tmp_path, 60), concurrency=8))
-        assert engine.run_sync(run_id) == "done"
+        assert run_jobs.run_now(run_id) == "done"
         p = runs.progress(run_id)
         assert p["done"] + p["failed"] == 60 and p["remaining"] == 0
         assert p["done"] >= 58  # 5 attempts at 30% failure: a final failure is very rare
@@ -90,7 +91,7 @@ def test_non_retryable_error_is_recorded_per_row_and_run_goes_on(server, tmp_pat
         config_for(server, write_dataset(tmp_path, 5))
         | {"models": [{"id": "openai/fake", "api_base": server.url, "api_key": "x"}, {"id": "nosuchprovider/model"}]}
     )
-    assert engine.run_sync(run_id) == "done"
+    assert run_jobs.run_now(run_id) == "done"
     errors = runs.results(run_id, limit=None, status="error")
     assert len(errors) == 5 and all("nosuchprovider" in e["model"] for e in errors)
     assert runs.progress(run_id)["done"] == 5
@@ -98,17 +99,17 @@ def test_non_retryable_error_is_recorded_per_row_and_run_goes_on(server, tmp_pat
 
 def test_cache_second_run_makes_no_calls_and_repeats_bypass_it(server, tmp_path):
     dataset = write_dataset(tmp_path, 10)
-    engine.run_sync(start(config_for(server, dataset)))
+    run_jobs.run_now(start(config_for(server, dataset)))
     first = server.stats()["total_requests"]
     second = start(config_for(server, dataset))
-    engine.run_sync(second)
+    run_jobs.run_now(second)
     assert server.stats()["total_requests"] == first
     assert runs.progress(second)["cached"] == 10
     third = start(config_for(server, dataset, repeat=3))
-    engine.run_sync(third)
+    run_jobs.run_now(third)
     assert server.stats()["total_requests"] == first + 20  # repeat 0 cached, repeats 1-2 called
     no_cache = start(config_for(server, dataset, cache=False))
-    engine.run_sync(no_cache)
+    run_jobs.run_now(no_cache)
     assert server.stats()["total_requests"] == first + 30
 
 
@@ -118,27 +119,22 @@ def test_budget_stops_the_run_cleanly(tmp_path, monkeypatch):
     monkeypatch.setattr(costs, "call_cost", lambda model, i, o: 0.01)
     with start_fake_server(delay_s=0.0) as srv:
         run_id = start(config_for(srv, write_dataset(tmp_path, 50), concurrency=1, budget_usd=0.05))
-        assert engine.run_sync(run_id) == "budget_exceeded"
+        assert run_jobs.run_now(run_id) == "budget_exceeded"
         p = runs.progress(run_id)
         assert p["cost_usd"] <= 0.05 + 1e-9 and p["done"] == 5 and p["remaining"] == 45
 
 
 def test_cancel_from_another_thread_stops_and_resume_finishes(tmp_path):
+    import threading
+
     with start_fake_server(delay_s=0.05) as srv:
         run_id = start(config_for(srv, write_dataset(tmp_path, 80), concurrency=2))
-
-        async def cancel_soon():
-            task = asyncio.create_task(engine.execute(run_id))
-            await asyncio.sleep(0.5)
-            runs.request_cancel(run_id)
-            return await task
-
-        assert asyncio.run(cancel_soon()) == "cancelled"
+        threading.Timer(0.5, runs.request_cancel, args=(run_id,)).start()
+        assert run_jobs.run_now(run_id) == "cancelled"  # seen at the next heartbeat
         p = runs.progress(run_id)
         assert 0 < p["done"] < 80
         before = srv.stats()["total_requests"]
-        runs.mark(run_id, status="interrupted")
-        assert engine.run_sync(run_id) == "done"
+        assert run_jobs.run_now(run_id) == "done"
         assert runs.progress(run_id)["done"] == 80
         assert srv.stats()["total_requests"] - before == 80 - p["done"]
 
@@ -186,6 +182,10 @@ def test_sigkill_then_resume_repeats_no_finished_row(tmp_path):
         seen_before = dict(stats["requests_by_body"])
         from workbench import cli
 
+        assert run_jobs.owner_of(run_id)  # the dead process's lease is still valid: resume is refused
+        assert cli.main(["eval", "--resume", str(run_id), "--quiet"]) == 2
+        while run_jobs.owner_of(run_id):  # until it expires (WORKBENCH_LEASE_SECONDS)
+            time.sleep(0.1)
         assert cli.main(["eval", "--resume", str(run_id), "--quiet"]) == 0
         assert runs.progress(run_id)["done"] == 120
         after = srv.stats()["requests_by_body"]
@@ -198,101 +198,32 @@ def test_sigkill_then_resume_repeats_no_finished_row(tmp_path):
 
 
 def test_requests_per_minute_limit_spaces_calls(server, tmp_path):
-    config = config_for(server, write_dataset(tmp_path, 6), concurrency=6)
-    config["models"][0]["rpm"] = 600  # one call every 0.1 s
+    config = config_for(server, write_dataset(tmp_path, 25), concurrency=8)
+    config["models"][0]["rpm"] = 600  # at most 10 calls in any second
     run_id = start(config)
     started = time.perf_counter()
-    assert engine.run_sync(run_id) == "done"
-    assert time.perf_counter() - started >= 0.45
+    assert run_jobs.run_now(run_id) == "done"
+    assert time.perf_counter() - started >= 1.9  # 10 at once, 10 a second later, 5 after two
 
 
-def test_two_background_runs_proceed_at_the_same_time(tmp_path):
-    from workbench.run_manager import RunManager
+def test_a_second_executor_is_refused_and_told_the_owner(tmp_path):
+    import threading
+
+    from workbench.jobs import worker
 
     with start_fake_server(delay_s=0.05) as srv:
-        first = start(config_for(srv, write_dataset(tmp_path, 20, "a.csv"), concurrency=2))
-        second = start(config_for(srv, write_dataset(tmp_path, 20, "b.csv"), concurrency=2))
-        manager = RunManager()
-        assert manager.start(first) and manager.start(second)
-        assert not manager.start(first)  # already running here
-        time.sleep(0.3)
-        assert manager.is_active(first) and manager.is_active(second)
-        assert srv.stats()["max_in_flight"] >= 3  # both runs had calls in flight at once
-        manager.wait(first, 30)
-        manager.wait(second, 30)
-        assert runs.get_run(first).status == runs.get_run(second).status == "done"
-
-
-def test_sharded_across_processes_every_item_once_and_bound_kept(tmp_path):
-    with start_fake_server(delay_s=0.01) as srv:
-        run_id = start(config_for(srv, write_dataset(tmp_path, 240), concurrency=8))
-        assert engine.auto_processes(run_id) == min(os.cpu_count(), 4) or os.cpu_count() < 2
-        assert engine.run_sync(run_id, processes=2) == "done"
-        p = runs.progress(run_id)
-        assert (p["done"], p["remaining"], p["calls"]) == (240, 0, 240)
-        stats = srv.stats()
-        assert stats["total_requests"] == 240 and stats["max_repeats"] == 1
-        assert stats["max_in_flight"] <= 8
-
-
-def _burn_cpu(seconds: float) -> None:
-    end = time.thread_time() + seconds
-    while time.thread_time() < end:
-        pass
-
-
-def test_pacer_spaces_simultaneous_starts_by_the_cpu_each_call_took(monkeypatch):
-    monkeypatch.setattr(engine, "PACE_AFTER", 8)
-
-    async def starts_after_warm_up(cpu_per_call: float) -> list[float]:
-        pacer = engine.Pacer()
-        for _ in range(engine.PACE_AFTER):  # unpaced while there is nothing to measure
-            await pacer.wait()
-            _burn_cpu(cpu_per_call)
-        starts = []
-
-        async def one():
-            await pacer.wait()
-            starts.append(time.monotonic())
-
-        await asyncio.gather(*[one() for _ in range(6)])
-        return sorted(starts)
-
-    def gaps_of(starts):
-        gaps = [b - a for a, b in zip(starts, starts[1:])]
-        return min(gaps), sum(gaps) / len(gaps)
-
-    # ~32 ms of CPU over 9-14 starts: each start comes 2.3-3.6 ms after the previous one.
-    shortest, mean = gaps_of(asyncio.run(starts_after_warm_up(0.004)))
-    assert shortest >= 0.002 and mean < 0.008
-    # A slow loop is paced at PACE_MAX_S, no slower.
-    shortest, mean = gaps_of(asyncio.run(starts_after_warm_up(0.03)))
-    assert shortest >= engine.PACE_MAX_S * 0.95 and mean < engine.PACE_MAX_S * 1.5
-
-
-def test_workers_start_one_ramp_step_apart(server, tmp_path, monkeypatch):
-    # Steps far longer than a call's CPU, so the timings hold on a busy machine too.
-    monkeypatch.setattr(engine, "RAMP_S", 0.05)
-    monkeypatch.setattr(engine, "RAMP_WINDOW_S", 1.0)
-    started = []
-    real_acall = engine.acall
-
-    async def recording_acall(*args, **kwargs):
-        started.append(time.monotonic())
-        return await real_acall(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "acall", recording_acall)
-    server.control(delay_s=1.0)  # no worker finishes before the last one has started
-    run_id = start(config_for(server, write_dataset(tmp_path, 8), concurrency=8))
-    assert engine.run_sync(run_id) == "done"
-    gaps = [b - a for a, b in zip(started, started[1:])]
-    assert len(started) == 8 and min(gaps) >= 0.05 * 0.5
-    assert 0.05 * 7 * 0.9 <= started[-1] - started[0] < 0.05 * 7 + 0.2
-
-    # A fast model answers long before the ramp would be over: the rest start within about
-    # one latency instead of 15 steps (0.75 s).
-    started.clear()
-    server.control(delay_s=0.02)
-    run_id = start(config_for(server, write_dataset(tmp_path, 16, name="fast.csv"), concurrency=16, cache=False))
-    assert engine.run_sync(run_id) == "done"
-    assert len(started) == 16 and started[-1] - started[0] < 0.35
+        run_id = start(config_for(srv, write_dataset(tmp_path, 40), concurrency=2))
+        run_jobs.submit(run_id)
+        drainer = threading.Thread(target=worker.drain)
+        drainer.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and run_jobs.owner_of(run_id) is None:
+            time.sleep(0.02)
+        owner = run_jobs.owner_of(run_id)
+        assert owner
+        with pytest.raises(WorkbenchError, match=f"being executed by {owner}"):
+            run_jobs.submit(run_id)
+        assert run_jobs.execute(run_id) == "running"  # claims nothing: the shard is held
+        drainer.join(60)
+        assert runs.get_run(run_id).status == "done"
+        assert srv.stats()["total_requests"] == 40 and srv.stats()["max_repeats"] == 1

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from workbench import datasets, embeddings, engine, prompts, runs
+from workbench import datasets, embeddings, prompts, runs
+from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
 from workbench.rag import index
 
@@ -41,7 +42,7 @@ def config(**rag):
 
 def test_rag_run_retrieves_context_and_scores_retrieval_per_row(rag_setup):
     run_id = runs.create_run(runs.plan_from_config(config()))
-    assert engine.run_sync(run_id) == "done"
+    assert run_jobs.run_now(run_id) == "done"
     sent = rag_setup.history[0]["messages"][0]["content"]
     assert "(fruit.md)\napples bananas cherries grapes" in sent and "Question: apples bananas" in sent
     rows = {r["row_key"]: r for r in runs.results(run_id, limit=None)}

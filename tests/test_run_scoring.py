@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from workbench import calls, datasets, engine, prompts, runs
+from workbench import calls, datasets, prompts, runs
+from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
 from workbench.scoring import apply, store
 
@@ -27,7 +28,7 @@ def run(scorers=None, **extra):
         **extra,
     }
     run_id = runs.create_run(runs.plan_from_config(config))
-    return run_id, engine.run_sync(run_id)
+    return run_id, run_jobs.run_now(run_id)
 
 
 def by_row(run_id):

@@ -1,42 +1,14 @@
-"""The call ledger: record every model call, serve identical calls from it as a cache.
+"""The call ledger's rows: every model call the product makes becomes one `llm_call` row.
 
-The cache is the ledger itself: a successful, non-cached call with the same request
-hash. Failed calls are recorded but never served from the cache.
+The call itself goes through `workbench.models.client` (cache, limits, budget, retries); this
+module only says what a row holds, and where to read recent ones.
 """
 
 from __future__ import annotations
 
-from sqlmodel import select
-
-from storage.db import session
+from storage import ledger
 from storage.tables import LlmCall, utcnow
-from workbench.llm import CallResult, ModelSpec, acall_with_retries, request_hash
-
-
-def cached_output(digest: str) -> LlmCall | None:
-    with session() as s:
-        return s.exec(
-            select(LlmCall)
-            .where(LlmCall.request_hash == digest, LlmCall.error_type.is_(None), LlmCall.cached.is_(False))
-            .order_by(LlmCall.id.desc())
-            .limit(1)
-        ).first()
-
-
-def from_cache(spec: ModelSpec, messages: list, hit: LlmCall) -> CallResult:
-    return CallResult(
-        model=spec.id,
-        messages=messages,
-        params=dict(spec.params),
-        request_hash=hit.request_hash,
-        output=hit.output,
-        latency_ms=0.0,
-        input_tokens=hit.input_tokens,
-        output_tokens=hit.output_tokens,
-        cost_usd=0.0,
-        cached=True,
-        api_base=spec.api_base,
-    )
+from workbench.llm import CallResult, ModelSpec
 
 
 def call_values(
@@ -62,19 +34,13 @@ def call_values(
         "cached": result.cached,
         "prompt_version_id": prompt_version_id,
         "run_id": run_id,
+        "attempts": result.attempts,
     }
 
 
-def to_row(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> LlmCall:
-    return LlmCall(**call_values(result, source, prompt_version_id, run_id))
-
-
 def record(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> int:
-    with session() as s:
-        row = to_row(result, source, prompt_version_id, run_id)
-        s.add(row)
-        s.flush()
-        return row.id
+    """Store one call; returns its ledger id."""
+    return ledger.insert_call(call_values(result, source, prompt_version_id, run_id))
 
 
 async def acomplete(
@@ -85,19 +51,11 @@ async def acomplete(
     use_cache: bool = True,
     timeout: float = 120.0,
 ) -> tuple[CallResult, int]:
-    """Cache lookup, call with retries, record. Returns the result and its ledger id."""
-    if use_cache:
-        hit = cached_output(request_hash(spec, messages, dict(spec.params)))
-        if hit is not None:
-            result = from_cache(spec, messages, hit)
-            return result, record(result, source, prompt_version_id)
-    result = await acall_with_retries(spec, messages, timeout=timeout)
-    return result, record(result, source, prompt_version_id)
+    """A call through the one call path, recorded at once. Returns the result and its ledger id."""
+    from workbench.models.client import complete
+
+    return await complete(spec, messages, source, prompt_version_id, use_cache=use_cache, timeout=timeout)
 
 
 def recent(limit: int = 50, source: str | None = None) -> list[LlmCall]:
-    with session() as s:
-        query = select(LlmCall).order_by(LlmCall.id.desc()).limit(limit)
-        if source:
-            query = query.where(LlmCall.source == source)
-        return list(s.exec(query).all())
+    return ledger.recent(limit, source)

@@ -1,4 +1,4 @@
-"""The `workbench` command: `serve` starts the UI; more subcommands come with runs and RAG."""
+"""The `workbench` command: serve (UI + worker), worker, eval, init, compare, index."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from workbench import config
 
 
-def cmd_serve(args) -> int:
-    from workbench import sample
+def cmd_serve(args, streamlit_options: list[str] | None = None) -> int:
+    """The UI and one worker as child processes; SIGINT/SIGTERM stops both (no orphans)."""
+    from workbench import processes, sample
 
     if not args.no_sample:
         loaded = sample.load_all()
@@ -21,29 +22,35 @@ def cmd_serve(args) -> int:
             print(f"Loaded sample data: {loaded}")
     app = config.REPO_ROOT / "Home.py"
     command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.port",
-        str(args.port),
-        "--server.address",
-        args.address,
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "minimal",
-        # Streamlit runs a full gc.collect() after every script run. With torch, transformers and
-        # litellm loaded that takes most of a second while holding the GIL, and the live-progress
-        # fragments rerun every second: background runs on the embedded model crawled.
-        "--runner.postScriptGC",
-        "false",
-    ]
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.port", str(args.port), "--server.address", args.address,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+    if not args.dev:
+        # Watching files is for editing the app: over a checkout with a virtualenv it overflows
+        # inotify's queue; a served app has nothing to reload.
+        command += ["--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+    command += streamlit_options or []
+    children = []
+    if args.workers:
+        children.append(processes.start([sys.executable, "-m", "workbench.cli", "worker", "-w", str(args.workers)]))
+    children.append(processes.start(command, env=os.environ.copy()))
+    processes.on_terminate(lambda: processes.stop_all(children))
     print(f"Prompt Workbench on http://{args.address}:{args.port}  (data in {config.home()})")
-    return subprocess.call(command, env=os.environ.copy())
+    try:
+        return children[-1].wait()
+    finally:
+        processes.stop_all(children)
+
+
+def cmd_worker(args) -> int:
+    from workbench.jobs import worker
+
+    if args.drain:
+        print(f"executed {worker.drain()} job(s)")
+        return 0
+    worker.run(args.workers)
+    return 0
 
 
 def _progress_printer(stream=sys.stderr):
@@ -76,14 +83,18 @@ def _progress_printer(stream=sys.stderr):
 
 
 def cmd_eval(args) -> int:
-    from workbench import engine, llm, runs
+    """Plan the run, then execute it as a worker: claim its shards by lease (with `--workers N`,
+    N-1 helper processes claim the others), print progress, exit by the thresholds."""
+    from workbench import llm, runs
     from workbench.errors import WorkbenchError
+    from workbench.jobs import runs as run_jobs
 
     run_id = args.resume
     try:
         with _collector_paused():
             if args.resume:
-                config_thresholds = runs.get_run(run_id).config.get("thresholds") or {}
+                run = runs.get_run(run_id)
+                config_thresholds = run.config.get("thresholds") or {}
                 print(f"Resuming run {run_id}", file=sys.stderr)
             else:
                 if not args.config:
@@ -96,6 +107,7 @@ def cmd_eval(args) -> int:
                     config_dict["concurrency"] = args.concurrency
                 if args.limit:
                     config_dict["limit"] = args.limit
+                config_dict["shards"] = max(1, args.workers)
                 plan = runs.plan_from_config(config_dict)
                 run_id = runs.create_run(plan)
                 config_thresholds = plan.config.get("thresholds") or {}
@@ -104,19 +116,16 @@ def cmd_eval(args) -> int:
                     f"{plan.dataset_version.row_count} rows x {plan.repeat} repeat(s)",
                     file=sys.stderr,
                 )
+            shard_keys = run_jobs.prepare(run_id, retry_errors=args.retry_errors)
             llm.litellm_module()  # imported here, inside the pause, not by the first call
-        processes = args.processes or engine.auto_processes(run_id)
-        status = engine.run_sync(
-            run_id,
-            processes=processes,
-            retry_errors=args.retry_errors,
-            on_progress=None if args.quiet else _progress_printer(),
-        )
+        status = _execute_with_helpers(run_id, shard_keys, None if args.quiet else _progress_printer())
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = f"resume with `workbench eval --resume {run_id}`" if run_id else "no run was created"
+        if run_id:
+            run_jobs.finalize(run_id)
         print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
     result = runs.summary(run_id)
@@ -133,6 +142,45 @@ def cmd_eval(args) -> int:
         print(f"run {run_id} ended as {status}")
         return 1
     return 1 if failures else 0
+
+
+def _execute_with_helpers(run_id: int, shard_keys: list[str], on_progress) -> str:
+    """Execute shard 0 here and the others in helper processes; then sweep up any shard a helper
+    left (it died): this process claims it like any worker would."""
+    from workbench import processes, runs
+    from workbench.jobs import runs as run_jobs
+
+    helpers = [
+        processes.start([sys.executable, "-m", "workbench.cli", "run-job", key], stdout=subprocess.DEVNULL)
+        for key in shard_keys[1:]
+    ]
+    if helpers and on_progress is not None:
+        printer = on_progress
+
+        def on_progress(_snapshot: dict) -> None:  # the helpers' items count too: read them
+            p = runs.progress(run_id)
+            printer({**p, "calls_per_s": p["calls_per_s"] or 0.0})
+
+    try:
+        run_jobs.execute_key(shard_keys[0], on_progress=on_progress, keep_queued_on_stop=False)
+        for helper in helpers:
+            helper.wait()
+        run_jobs.execute(run_id, on_progress=on_progress)
+    finally:
+        processes.stop_all(helpers)
+    status = runs.get_run(run_id).status
+    if on_progress is not None and status not in run_jobs.ACTIVE:
+        p = runs.progress(run_id)
+        on_progress({**p, "calls_per_s": p["calls_per_s"] or 0.0, "status": status})
+    return status
+
+
+def cmd_run_job(args) -> int:
+    """Execute one job by key (the helper processes of `workbench eval --workers N`)."""
+    from workbench.jobs import kinds
+
+    kinds.execute(args.key)
+    return 0
 
 
 @contextmanager
@@ -178,7 +226,7 @@ def cmd_init(args) -> int:
     return 0
 
 
-CORE_COMMANDS = ("serve", "init", "eval")
+CORE_COMMANDS = ("serve", "init", "eval", "worker", "run-job")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -190,7 +238,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--address", default="localhost")
     serve.add_argument("--no-sample", action="store_true", help="do not load the sample data")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes to start with the UI (0: none)")
+    serve.add_argument("--dev", action="store_true", help="reload pages when their files change")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="execute queued jobs (runs, index builds, re-scores)")
+    worker.add_argument("-w", "--workers", type=int, default=1, help="jobs executed at once (processes)")
+    worker.add_argument("--drain", action="store_true", help="execute the jobs queued now, then exit")
+    worker.set_defaults(func=cmd_worker)
+    run_job = sub.add_parser("run-job", help=argparse.SUPPRESS)
+    run_job.add_argument("key")
+    run_job.set_defaults(func=cmd_run_job)
     init = sub.add_parser("init", help="create the database and load the sample data (idempotent)")
     init.set_defaults(func=cmd_init)
     evaluate = sub.add_parser("eval", help="run an eval config headless (for CI)")
@@ -201,9 +258,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument("--no-cache", action="store_true", help="call the model even for identical requests")
     evaluate.add_argument("--concurrency", type=int, help="override the config's concurrency")
     evaluate.add_argument(
-        "--processes",
+        "--workers",
         type=int,
-        help="worker processes (default: automatic, more than 1 only for large hosted-model runs)",
+        default=1,
+        help="processes executing the run (its items are split into that many shards)",
     )
     evaluate.add_argument("--limit", type=int, help="only the first N dataset rows (a quick smoke test)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -221,7 +279,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     with _collector_paused():
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(argv[0] if argv else None).parse_args(argv)
+        parser = build_parser(argv[0] if argv else None)
+        args, unknown = parser.parse_known_args(argv)
+        # `serve` passes Streamlit's own options (--server.*, --theme.*, ...) through to it
+        options = [u for u in unknown if u.startswith("--")]
+        passthrough = args.command == "serve" and unknown[:1] == options[:1] and all("." in u for u in options)
+        if unknown and not passthrough:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "serve":
+        return cmd_serve(args, unknown)
     return args.func(args)
 
 

@@ -51,7 +51,8 @@ ERROR_TYPES = {
 class Behaviour:
     """What the server does; every field can be changed through POST /_control."""
 
-    delay_s: float = 0.0
+    delay_s: float = 0.0  # fixed latency; with delay_spread > 0, the median of a lognormal latency
+    delay_spread: float = 0.0  # sigma of log(latency): real providers' latency varies (0.8 is typical)
     fail_rate: float = 0.0
     fail_statuses: list = field(default_factory=lambda: [500])
     retry_after: float | None = 1
@@ -69,6 +70,9 @@ class Behaviour:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         new = dict(vars(self), **changes)
         new["delay_s"] = float(new["delay_s"])
+        new["delay_spread"] = float(new["delay_spread"])
+        if new["delay_s"] < 0 or new["delay_spread"] < 0:
+            raise ValueError("delay_s and delay_spread must not be negative")
         new["fail_rate"] = float(new["fail_rate"])
         if not 0 <= new["fail_rate"] <= 1:
             raise ValueError("fail_rate must be between 0 and 1")
@@ -105,6 +109,8 @@ class Stats:
         self.max_in_flight = 0
         self.recent: collections.deque = collections.deque(maxlen=recent_limit)
         self.started = time.time()
+        self.latency_served = 0.0  # seconds of latency the server added, summed over requests
+        self.arrivals: list[float] = []  # time.time() of every request, for rate checks
 
     def as_dict(self) -> dict:
         return {
@@ -119,6 +125,8 @@ class Stats:
             "max_in_flight": self.max_in_flight,
             "recent_bodies": list(self.recent),
             "elapsed_s": round(time.time() - self.started, 3),
+            "latency_served_s": round(self.latency_served, 6),
+            "arrivals": list(self.arrivals),
         }
 
 
@@ -156,6 +164,18 @@ def draw(seed: int, key: str, attempt: int) -> tuple[float, float]:
     """Two uniform numbers in [0, 1) from (seed, body hash, attempt): order-independent determinism."""
     digest = hashlib.sha1(f"{seed}:{key}:{attempt}".encode()).digest()
     return (int.from_bytes(digest[:8], "big") / 2**64, int.from_bytes(digest[8:16], "big") / 2**64)
+
+
+def latency(behaviour: Behaviour, key: str, attempt: int) -> float:
+    """The delay for one attempt: fixed, or lognormal around the median (deterministic per attempt)."""
+    if behaviour.delay_spread <= 0 or behaviour.delay_s <= 0:
+        return behaviour.delay_s
+    import math
+    import statistics
+
+    u = draw(behaviour.seed + 7919, key, attempt)[0]
+    z = statistics.NormalDist().inv_cdf(min(max(u, 1e-9), 1 - 1e-9))
+    return behaviour.delay_s * math.exp(behaviour.delay_spread * z)
 
 
 def error_response(status: int, message: str, retry_after: float | None = None) -> web.Response:
@@ -207,6 +227,7 @@ class FakeApp:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         stats, b = self.stats, self.behaviour
         stats.total += 1
+        stats.arrivals.append(time.time())
         stats.in_flight += 1
         if stats.in_flight > stats.max_in_flight:
             stats.max_in_flight = stats.in_flight
@@ -221,8 +242,10 @@ class FakeApp:
             stats.attempts[key] += 1
             stats.recent.append(body)
             attempt = stats.attempts[key]
-            if b.delay_s > 0:
-                await asyncio.sleep(b.delay_s)
+            delay = latency(b, key, attempt)
+            if delay > 0:
+                stats.latency_served += delay
+                await asyncio.sleep(delay)
             if b.fail_rate > 0:
                 fail, pick = draw(b.seed, key, attempt)
                 if fail < b.fail_rate:
@@ -438,7 +461,8 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8911, help="0 picks a free port (printed on start)")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds of latency per request")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds of latency per request (the median)")
+    parser.add_argument("--spread", type=float, default=0.0, help="lognormal sigma of the latency (0: fixed)")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="fraction of attempts that fail")
     parser.add_argument("--fail-statuses", default="500", help="comma-separated statuses, e.g. 500,429")
     parser.add_argument("--retry-after", type=float, default=1, help="Retry-After seconds sent with 429")
@@ -447,6 +471,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     fake = FakeApp(
         delay_s=args.delay,
+        delay_spread=args.spread,
         fail_rate=args.fail_rate,
         seed=args.seed,
         mode=args.mode,

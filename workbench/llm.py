@@ -110,6 +110,7 @@ class CallResult:
     api_base: str | None = None
     retry_after: float | None = None
     logprobs: list | None = None
+    attempts: int = 1  # requests sent, retries included
 
     @property
     def ok(self) -> bool:
@@ -318,15 +319,3 @@ def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, ca
     if retry_after is not None:
         delay = max(delay, min(float(retry_after), cap * 4))
     return delay
-
-
-async def acall_with_retries(
-    spec: ModelSpec, messages: list, max_attempts: int = 5, timeout: float = 120.0, base_delay: float = 0.5
-) -> CallResult:
-    """Retry 429, 5xx, timeouts and connection errors; other errors return at once."""
-    for attempt in range(max_attempts):
-        result = await acall(spec, messages, timeout)
-        if result.ok or not result.retryable or attempt == max_attempts - 1:
-            return result
-        await asyncio.sleep(backoff_delay(attempt, result.retry_after, base_delay))
-    return result

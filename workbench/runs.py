@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -28,7 +27,6 @@ from workbench.llm import ModelSpec
 from workbench.scoring import scorer_variables, store, validate_scorer_config
 
 FINAL_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
-STALE_AFTER = timedelta(seconds=30)  # a running run whose worker has not beaten for this long died
 
 
 @dataclass
@@ -268,26 +266,18 @@ def get_run(run_id: int) -> Run:
 
 
 def effective_status(run: Run) -> str:
-    """`interrupted` when the run says running but its worker stopped beating (process died)."""
-    if run.status in ("running", "cancelling"):
-        beat = run.heartbeat_at or run.started_at or run.created_at
-        if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=UTC)
-        if datetime.now(UTC) - beat > STALE_AFTER:
-            return "interrupted"
-    return run.status
+    """What a person should see: an active run with no live worker is `queued` or `interrupted`
+    (see workbench.jobs.runs)."""
+    from workbench.jobs import runs as run_jobs
+
+    return run_jobs.effective_status(run.id, run.status)  # type: ignore[arg-type]
 
 
 def request_cancel(run_id: int) -> None:
-    """Ask the worker (in any process) to stop; it notices on its next heartbeat."""
-    with session() as s:
-        run = s.get(Run, run_id)
-        if run is None:
-            raise NotFound(f"No run with id {run_id}.")
-        if run.status in ("pending", "running"):
-            run.status = "cancelling"
-        elif effective_status(run) == "interrupted" or run.status == "cancelling":
-            run.status = "cancelled"
+    """Ask the run's worker (in any process) to stop; it notices on its next heartbeat."""
+    from workbench.jobs import runs as run_jobs
+
+    run_jobs.cancel(run_id)
 
 
 def progress(run_id: int) -> dict:

@@ -5,7 +5,8 @@ from streamlit.testing.v1 import AppTest
 
 from storage.db import session
 from storage.tables import LlmCall
-from workbench import datasets, engine, prompts, runs
+from workbench import datasets, prompts, runs
+from workbench.jobs import runs as run_jobs
 
 PAGE = "../../pages/6_Compare.py"
 
@@ -29,7 +30,7 @@ def two_runs() -> tuple[int, int]:
                 )
             )
         )
-        assert engine.run_sync(ids[-1]) == "done"
+        assert run_jobs.run_now(ids[-1]) == "done"
     return ids[0], ids[1]
 
 
@@ -93,7 +94,7 @@ def test_one_run_needs_a_second_variant(fake_model):
     prompts.save_version("ask", template="{{question}}", model="fake/model")
     datasets.save_version("quiz", datasets.parse_pasted("question\none\ntwo\n"))
     run_id = runs.create_run(runs.plan_from_config({"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
-    engine.run_sync(run_id)
+    run_jobs.run_now(run_id)
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     at.multiselect(key="cmp_runs").set_value([run_id]).run()
     assert not at.exception

@@ -1,7 +1,8 @@
 from streamlit.testing.v1 import AppTest
 
 from workbench import datasets, prompts, runs
-from workbench.run_manager import manager
+from workbench.jobs import runs as run_jobs
+from workbench.jobs import worker
 
 PAGE = "../../pages/4_Runs.py"
 
@@ -17,7 +18,8 @@ def test_start_run_in_background_and_see_results(fake_model):
     at.button(key="run_start").click().run()
     assert not at.exception
     run_id = runs.list_runs()[0]["id"]
-    manager().wait(run_id, timeout=30)
+    assert runs.get_run(run_id).status == "queued"  # the page only queues it: a worker executes it
+    assert worker.drain() == 1
     assert runs.get_run(run_id).status == "done"
     at.run()
     table = at.dataframe[1].value
@@ -44,17 +46,15 @@ def test_interrupted_run_offers_resume(fake_model):
 
     from storage.tables import utcnow
 
-    runs.mark(run_id, status="running", heartbeat_at=utcnow() - timedelta(minutes=5))
+    runs.mark(run_id, status="running", heartbeat_at=utcnow() - timedelta(minutes=5))  # no lease: its worker died
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert any("interrupted" in p.proto.text for p in at.get("progress"))
     at.button(key=f"resume:{run_id}").click().run()
-    manager().wait(run_id, timeout=30)
+    assert worker.drain() == 1
     assert runs.get_run(run_id).status == "done" and runs.progress(run_id)["done"] == 2
 
 
 def test_scores_shown_and_rescore_from_the_page(fake_model):
-    from workbench import engine
-
     prompts.save_version("ask", template="{{ question }}", model="fake/model")
     datasets.save_version("quiz", datasets.parse_pasted("question,expected\none,one\ntwo,2\n"))
     run_id = runs.create_run(
@@ -68,7 +68,7 @@ def test_scores_shown_and_rescore_from_the_page(fake_model):
             }
         )
     )
-    engine.run_sync(run_id)
+    run_jobs.run_now(run_id)
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     scores = at.dataframe[1].value
     assert scores.loc[0, "scorer"] == "contains" and scores.loc[0, "pass_rate"] == 0.5

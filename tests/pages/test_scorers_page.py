@@ -1,6 +1,7 @@
 from streamlit.testing.v1 import AppTest
 
-from workbench import datasets, engine, prompts, runs
+from workbench import datasets, prompts, runs
+from workbench.jobs import runs as run_jobs
 from workbench.scoring import store
 
 PAGE = "../../pages/5_Scorers.py"
@@ -10,7 +11,7 @@ def test_write_try_and_save_a_judge_rubric(fake_model):
     prompts.save_version("ask", template="{{ question }}", model="fake/model")
     datasets.save_version("quiz", datasets.parse_pasted("question,expected\nCapital of France?,Paris\n"))
     run_id = runs.create_run(runs.plan_from_config({"prompts": ["ask@1"], "dataset": "quiz", "models": ["fake/model"]}))
-    engine.run_sync(run_id)
+    run_jobs.run_now(run_id)
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert not at.exception
     at.selectbox(key="sc_model").set_value("fake/model")

@@ -54,29 +54,22 @@ def score_row(scorer: PreparedScorer, result: ScoreResult) -> dict:
 
 
 async def score_output(
-    scorers: list[PreparedScorer], output: str, context: ScoreContext, cached=None
+    scorers: list[PreparedScorer], output: str, context: ScoreContext, call=None
 ) -> tuple[list[dict], list[CallResult]]:
-    """All scores for one output, plus the judge calls made (to be recorded by the caller)."""
+    """All scores for one output, plus the judge calls made (to be recorded by the caller).
+
+    Judge scorers call the model through `call` (the job's call path); the others are CPU work
+    (a `python` expression, an embedding, a regex) and run in a thread so they never stall the
+    event loop that carries every other call in flight."""
     rows, judge_calls = [], []
     for scorer in scorers:
         if scorer.is_judge:
-            result, reply = await ajudge(scorer.config, output, context, cached=cached)
+            result, reply = await ajudge(scorer.config, output, context, call=call)
             judge_calls.append(reply)
         else:
-            result = run_scorer(scorer.config, output, context)
+            result = await asyncio.to_thread(run_scorer, scorer.config, output, context)
         rows.append(score_row(scorer, result))
     return rows, judge_calls
-
-
-def cache_lookup():
-    """The judge's cache: a stored successful reply to the identical request, marked cached."""
-    from workbench import calls as ledger
-
-    def lookup(spec, messages, digest):
-        hit = ledger.cached_output(digest)
-        return ledger.from_cache(spec, messages, hit) if hit is not None else None
-
-    return lookup
 
 
 def guard_scores(name: str, findings: list) -> dict:
@@ -122,7 +115,6 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
             .where(RunItem.run_id == run_id, RunItem.status == "done")
         ).all()
     semaphore = asyncio.Semaphore(concurrency)
-    ledger_cache = cache_lookup()
 
     async def one(item):
         context = ScoreContext(
@@ -134,7 +126,7 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
             input_text="\n".join(m["content"] for m in item.messages or []),
         )
         async with semaphore:
-            rows, judge_calls = await score_output(scorers, item.output or "", context, cached=ledger_cache)
+            rows, judge_calls = await score_output(scorers, item.output or "", context)
         return item, rows, judge_calls
 
     async def everything():

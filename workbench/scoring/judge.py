@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from workbench import templates
-from workbench.llm import CallResult, ModelSpec, acall_with_retries, request_hash
+from workbench.llm import CallResult, ModelSpec
 from workbench.scoring import ScoreContext, ScoreResult, register
 from workbench.scoring.judge_parse import JudgeParseError, parse_judge_reply, weighted_score_from_logprobs
 
@@ -186,12 +186,17 @@ def judge_spec(config: dict) -> ModelSpec:
     return spec
 
 
-async def ajudge(config: dict, output: str, context: ScoreContext, cached=None) -> tuple[ScoreResult, CallResult]:
-    """Ask the judge once; `cached(spec, messages, digest)` may return a stored reply."""
+async def ajudge(config: dict, output: str, context: ScoreContext, call=None) -> tuple[ScoreResult, CallResult]:
+    """Ask the judge once, through `call(spec, messages)` (a job's call path, with its cache, rate
+    limits and budget) or the default call path."""
     spec = judge_spec(config)
     messages = judge_messages(config, output, context)
-    hit = cached(spec, messages, request_hash(spec, messages, spec.params)) if cached else None
-    reply = hit or await acall_with_retries(spec, messages)
+    if call is None:
+        from workbench.models.client import call as default_call
+
+        reply = await default_call(spec, messages)
+    else:
+        reply = await call(spec, messages)
     return verdict(config, reply), reply
 
 

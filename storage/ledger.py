@@ -1,0 +1,61 @@
+"""The call ledger's queries: one row per model call, and the cache that is the ledger itself.
+
+A cached reply is a successful call (no error type) that was itself made, not served from the
+cache, with the same request hash. Failed calls are recorded but never served.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+
+from storage.db import engine, session
+from storage.tables import LlmCall
+
+CHUNK = 500
+
+
+def cached_call(digest: str) -> LlmCall | None:
+    """The newest successful, non-cached call with this request hash."""
+    with session() as s:
+        return (
+            s.query(LlmCall)
+            .filter(LlmCall.request_hash == digest, LlmCall.error_type.is_(None), LlmCall.cached.is_(False))
+            .order_by(LlmCall.id.desc())
+            .first()
+        )
+
+
+def cached_replies(digests: set[str]) -> dict[str, dict]:
+    """Output and token counts of successful, non-cached calls by request hash, fetched in chunks."""
+    found: dict[str, dict] = {}
+    wanted = list(digests)
+    with engine().connect() as conn:
+        for start in range(0, len(wanted), CHUNK):
+            rows = conn.execute(
+                select(LlmCall.request_hash, LlmCall.output, LlmCall.input_tokens, LlmCall.output_tokens).where(
+                    LlmCall.request_hash.in_(wanted[start : start + CHUNK]),
+                    LlmCall.error_type.is_(None),
+                    LlmCall.cached.is_(False),
+                )
+            )
+            for row in rows:
+                found[row.request_hash] = {
+                    "output": row.output,
+                    "input_tokens": row.input_tokens,
+                    "output_tokens": row.output_tokens,
+                }
+    return found
+
+
+def insert_call(values: dict) -> int:
+    """Record one call; returns its id."""
+    with engine().begin() as conn:
+        return int(conn.execute(insert(LlmCall).returning(LlmCall.id), [values]).scalar_one())
+
+
+def recent(limit: int = 50, source: str | None = None) -> list[LlmCall]:
+    with session() as s:
+        query = s.query(LlmCall)
+        if source:
+            query = query.filter(LlmCall.source == source)
+        return list(query.order_by(LlmCall.id.desc()).limit(limit).all())

@@ -1,0 +1,178 @@
+"""The one model-call path: cache, rate limit, budget reservation, retries, litellm, the ledger.
+
+Runs, judges inside runs and re-scores, RAG answers, the playground and the pairwise judge all
+call a model through `call` (the engine, which records results in batches) or `complete`
+(everything else: records the call at once). Nothing else calls litellm.
+
+- Cache: an identical successful call in the ledger is served instead, marked cached.
+- Rate limit: the model's `rpm`, through `RateLimits` (shared across processes with Redis).
+- Budget: with a run budget, the call's estimated cost is reserved on the run row before the
+  call (an atomic update that fails past the budget) and settled with the real cost after it,
+  so the cap holds run-wide from the first wave of calls, judge calls included, however many
+  processes execute the run.
+- Retries: 429, 5xx, timeouts and connection errors, with exponential backoff and jitter
+  honouring Retry-After; every attempt is counted on the result (`attempts`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from workbench import calls, costs
+from workbench.llm import CallResult, ModelSpec, acall, backoff_delay, request_hash
+from workbench.models.rate import RateLimits
+
+DEFAULT_OUTPUT_TOKENS = 512  # assumed reply length for a reservation when max_tokens is not set
+
+
+class BudgetExceeded(Exception):
+    """The call was not made: its estimated cost does not fit in the run's budget."""
+
+
+@dataclass
+class Budget:
+    """A run's budget as the call path sees it: reservations on the run row."""
+
+    run_id: int
+    mean_cost: float = 0.0  # of the calls this process has priced, a floor for estimates
+    priced: int = 0
+
+    def estimate(self, spec: ModelSpec, messages: list) -> float:
+        chars = sum(len(str(m.get("content") or "")) for m in messages)
+        out_tokens = int(spec.params.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+        guess = costs.call_cost(spec.id, chars // 3 + 8, out_tokens) or 0.0
+        return max(guess, self.mean_cost)
+
+    def reserve(self, amount: float) -> None:
+        from storage import execution
+
+        if not execution.reserve(self.run_id, amount):
+            raise BudgetExceeded(f"run {self.run_id}: budget reached")
+
+    def settle(self, reserved: float, result: CallResult) -> None:
+        from storage import execution
+
+        spent = result.cost_usd or 0.0
+        if result.cost_usd:
+            self.priced += 1
+            self.mean_cost += (spent - self.mean_cost) / self.priced
+        execution.settle(self.run_id, reserved, spent)
+
+
+@dataclass
+class CallOptions:
+    """How calls of one job are made; shared by all its calls (limits and budget are per job)."""
+
+    use_cache: bool = True
+    max_attempts: int = 5
+    timeout: float = 120.0
+    budget: Budget | None = None
+    limits: RateLimits | None = None
+    cache: dict[str, dict] | None = None  # prefetched replies by request hash (the engine's)
+    slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)  # per model id prefix, e.g. local/
+
+
+_default_limits: RateLimits | None = None
+
+
+def default_options() -> CallOptions:
+    global _default_limits
+    if _default_limits is None:
+        _default_limits = RateLimits()
+    return CallOptions(limits=_default_limits)
+
+
+def _from_cache(spec: ModelSpec, messages: list, digest: str, hit: dict) -> CallResult:
+    return CallResult(
+        model=spec.id,
+        messages=messages,
+        params=dict(spec.params),
+        request_hash=digest,
+        output=hit["output"],
+        latency_ms=0.0,
+        input_tokens=hit["input_tokens"],
+        output_tokens=hit["output_tokens"],
+        cost_usd=0.0,
+        cached=True,
+        api_base=spec.api_base,
+    )
+
+
+def _cached(digest: str, options: CallOptions) -> dict | None:
+    if options.cache is not None:
+        return options.cache.get(digest)
+    from storage import ledger
+
+    hit = ledger.cached_call(digest)
+    if hit is None:
+        return None
+    return {"output": hit.output, "input_tokens": hit.input_tokens, "output_tokens": hit.output_tokens}
+
+
+async def call(
+    spec: ModelSpec,
+    messages: list,
+    options: CallOptions | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> CallResult:
+    """One call through cache, rate limit, budget and retries; never raises for provider errors.
+    Raises BudgetExceeded when the run's budget leaves no room for it (nothing was called)."""
+    options = options or default_options()
+    digest = request_hash(spec, messages, spec.params)
+    if options.use_cache:
+        hit = _cached(digest, options)
+        if hit is not None:
+            return _from_cache(spec, messages, digest, hit)
+    reserved = 0.0
+    if options.budget is not None:
+        reserved = options.budget.estimate(spec, messages)
+        options.budget.reserve(reserved)
+    result: CallResult | None = None
+    try:
+        for attempt in range(options.max_attempts):
+            if options.limits is not None:
+                await options.limits.wait(spec.label, spec.rpm)
+            slot = next((s for prefix, s in options.slots.items() if spec.id.startswith(prefix)), None)
+            if slot is not None:
+                async with slot:
+                    result = await acall(spec, messages, options.timeout)
+            else:
+                result = await acall(spec, messages, options.timeout)
+            result.attempts = attempt + 1
+            if result.ok or not result.retryable or attempt == options.max_attempts - 1 or (stop and stop()):
+                break
+            await asyncio.sleep(backoff_delay(attempt, result.retry_after))
+    finally:
+        if options.budget is not None:
+            options.budget.settle(reserved, result or _nothing(spec, messages, digest))
+    assert result is not None
+    return result
+
+
+def _nothing(spec: ModelSpec, messages: list, digest: str) -> CallResult:
+    return CallResult(model=spec.id, messages=messages, params=dict(spec.params), request_hash=digest)
+
+
+async def complete(
+    spec: ModelSpec,
+    messages: list,
+    source: str,
+    prompt_version_id: int | None = None,
+    run_id: int | None = None,
+    use_cache: bool = True,
+    timeout: float = 120.0,
+) -> tuple[CallResult, int]:
+    """`call`, then record it in the ledger at once. Returns the result and its ledger id."""
+    options = default_options()
+    options.use_cache, options.timeout = use_cache, timeout
+    result = await call(spec, messages, options)
+    return result, record(result, source, prompt_version_id, run_id)
+
+
+def record(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> int:
+    return calls.record(result, source, prompt_version_id, run_id)
+
+
+Caller = Callable[[ModelSpec, list], Awaitable[CallResult]]
