@@ -6,8 +6,8 @@ import yaml
 
 from ui_common import page_setup
 from workbench import datasets, prompts, runs
-from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
+from workbench.jobs import runs as run_jobs
 from workbench.llm import available_models
 from workbench.scoring.apply import rescore
 

@@ -12,8 +12,8 @@ from sqlmodel import select
 from storage.db import session
 from storage.tables import Comparison, DatasetRow, LlmCall, RunItem, Score
 from workbench import calls, compare, datasets, prompts, report, runs, stats
-from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
+from workbench.jobs import runs as run_jobs
 
 CONTAINS = [{"type": "contains", "value": "{{expected}}"}]
 

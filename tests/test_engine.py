@@ -1,6 +1,5 @@
 """The run engine against a local fake OpenAI-compatible server (real HTTP on 127.0.0.1)."""
 
-import asyncio
 import json
 import os
 import signal
@@ -13,9 +12,9 @@ import pytest
 import yaml
 
 from workbench import runs
-from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
 from workbench.fake_server import start_fake_server
+from workbench.jobs import runs as run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from workbench import datasets, embeddings, prompts, runs
-from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
+from workbench.jobs import runs as run_jobs
 from workbench.rag import index
 
 QA = [

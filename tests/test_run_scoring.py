@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from workbench import calls, datasets, prompts, runs
-from workbench.jobs import runs as run_jobs
 from workbench.errors import WorkbenchError
+from workbench.jobs import runs as run_jobs
 from workbench.scoring import apply, store
 
 QA = "id,question,expected\na,Capital of France?,Paris\nb,Capital of Italy?,Rome\nc,Capital of Spain?,Madrid\n"
