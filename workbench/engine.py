@@ -226,7 +226,7 @@ async def execute_shard(
                 )
                 rows, judge_calls = await apply.score_output(scorers, result.output or "", context, call=judge_call)
                 entry["scores"] += rows
-                entry["judge_calls"] = judge_calls
+                entry["judge_calls"] = [r for r in judge_calls if r.error_type != "budget"]  # never sent
         queue.put_nowait(entry)
 
     async def worker() -> None:

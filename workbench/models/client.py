@@ -17,6 +17,7 @@ call a model through `call` (the engine, which records results in batches) or `c
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -33,32 +34,55 @@ class BudgetExceeded(Exception):
 
 @dataclass
 class Budget:
-    """A run's budget as the call path sees it: reservations on the run row."""
+    """A run's budget as the call path sees it: reservations on the run row.
+
+    A call reserves the most any call of this run has cost so far in this process (before any is
+    known: the price of its prompt plus `max_tokens`, or 512, output tokens). When the budget has
+    no room but other calls hold reservations, it waits for them to settle: they may free room.
+    Only when nothing is in flight and it still does not fit is the budget reached."""
 
     run_id: int
-    mean_cost: float = 0.0  # of the calls this process has priced, a floor for estimates
-    priced: int = 0
+    highest: float = 0.0  # the dearest call seen, the estimate once one is known
+    wait_s: float = 60.0  # how long to wait for reservations held by calls in flight
 
     def estimate(self, spec: ModelSpec, messages: list) -> float:
+        if self.highest > 0:
+            return self.highest
         chars = sum(len(str(m.get("content") or "")) for m in messages)
         out_tokens = int(spec.params.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
-        guess = costs.call_cost(spec.id, chars // 3 + 8, out_tokens) or 0.0
-        return max(guess, self.mean_cost)
+        return costs.call_cost(spec.id, chars // 3 + 8, out_tokens) or 0.0
 
-    def reserve(self, amount: float) -> None:
+    async def reserve(self, spec: ModelSpec, messages: list) -> float:
+        """Reserve the call's estimate (or, before any price is known and with nothing in flight,
+        whatever is left of the budget: one call at a time until a real cost is known). Returns
+        what was reserved."""
         from storage import execution
 
-        if not execution.reserve(self.run_id, amount):
-            raise BudgetExceeded(f"run {self.run_id}: budget reached")
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            amount = self.estimate(spec, messages)  # may drop once a call of the run has settled
+            if await asyncio.to_thread(execution.reserve, self.run_id, amount):
+                return amount
+            _, spent, reserved, budget = await asyncio.to_thread(execution.run_control, self.run_id)
+            if budget is not None and spent + reserved + amount <= budget:
+                continue  # calls settled since the attempt: there is room now
+            if reserved <= 1e-12:
+                left = (budget or 0.0) - spent
+                if self.highest > 0 or left <= 0:
+                    raise BudgetExceeded(f"run {self.run_id}: budget reached")
+                if await asyncio.to_thread(execution.reserve, self.run_id, left):
+                    return left
+                continue  # another call took it first: wait for that one
+            if time.monotonic() > deadline:
+                raise BudgetExceeded(f"run {self.run_id}: budget reached")
+            await asyncio.sleep(0.05)
 
-    def settle(self, reserved: float, result: CallResult) -> None:
+    async def settle(self, reserved: float, result: CallResult) -> None:
         from storage import execution
 
         spent = result.cost_usd or 0.0
-        if result.cost_usd:
-            self.priced += 1
-            self.mean_cost += (spent - self.mean_cost) / self.priced
-        execution.settle(self.run_id, reserved, spent)
+        self.highest = max(self.highest, spent)
+        await asyncio.to_thread(execution.settle, self.run_id, reserved, spent)
 
 
 @dataclass
@@ -127,8 +151,7 @@ async def call(
             return _from_cache(spec, messages, digest, hit)
     reserved = 0.0
     if options.budget is not None:
-        reserved = options.budget.estimate(spec, messages)
-        options.budget.reserve(reserved)
+        reserved = await options.budget.reserve(spec, messages)
     result: CallResult | None = None
     try:
         for attempt in range(options.max_attempts):
@@ -146,7 +169,7 @@ async def call(
             await asyncio.sleep(backoff_delay(attempt, result.retry_after))
     finally:
         if options.budget is not None:
-            options.budget.settle(reserved, result or _nothing(spec, messages, digest))
+            await options.budget.settle(reserved, result or _nothing(spec, messages, digest))
     assert result is not None
     return result
 
