@@ -2,7 +2,7 @@
 
 Why rollups. At a million calls a plain GROUP BY over `llm_call` takes over a second per panel
 on SQLite and the page has a dozen panels, so the ledger is folded into small tables (made by
-migrations 3 and 4) and the panels read those:
+migrations 3 and 4, declared in storage/tables.py) and the panels read those:
 
 - `rollup_call` (day, model, source, error_type): calls, cache hits, priced calls, spend, tokens;
 - `rollup_version` (prompt version, day, model, source, error_type): the same per prompt version,
@@ -57,8 +57,6 @@ from datetime import time as dtime
 
 from sqlalchemy import (
     Column,
-    DateTime,
-    Float,
     Index,
     Integer,
     MetaData,
@@ -84,7 +82,27 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from storage.tables import LlmCall, Prompt, PromptVersion, Run, RunItem, Score, utcnow
+from storage.tables import (
+    LlmCall,
+    Prompt,
+    PromptVersion,
+    Run,
+    RunItem,
+    Score,
+    latency_bucket,
+    rollup_call,
+    rollup_latency,
+    rollup_latency_cum,
+    rollup_latency_fine,
+    rollup_latency_version,
+    rollup_run,
+    rollup_run_state,
+    rollup_score,
+    rollup_state,
+    rollup_version,
+    rollup_version_model,
+    utcnow,
+)
 
 FINAL_RUN_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
 STEPS = 8  # latency buckets per power of two (must match migration 3's latency_bucket rows)
@@ -93,119 +111,6 @@ OCTAVES = 20  # 1 ms .. 2^20 ms; above that one open bucket
 LAST_BUCKET = 1 + STEPS * OCTAVES
 EVAL_SOURCES = ("run", "judge")
 
-meta = MetaData()
-rollup_state = Table(
-    "rollup_state",
-    meta,
-    Column("name", Text, primary_key=True),
-    Column("last_id", Integer),
-    Column("updated_at", DateTime),
-)
-rollup_call = Table(
-    "rollup_call",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("error_type", Text, primary_key=True),
-    Column("calls", Integer),
-    Column("cached", Integer),
-    Column("priced", Integer),
-    Column("cost_usd", Float),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-)
-rollup_version = Table(  # rollup_call's keys and measures per prompt version: what a version filter reads
-    "rollup_version",
-    meta,
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("error_type", Text, primary_key=True),
-    Column("calls", Integer),
-    Column("cached", Integer),
-    Column("priced", Integer),
-    Column("cost_usd", Float),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-)
-rollup_version_model = Table(  # just what "cost per prompt version" reads, a third of rollup_version's rows
-    "rollup_version_model",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("calls", Integer),
-    Column("priced", Integer),
-    Column("cost_usd", Float),
-)
-latency_bucket = Table(
-    "latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float), Column("hi", Float)
-)
-rollup_latency = Table(
-    "rollup_latency",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-)
-rollup_latency_cum = Table(
-    "rollup_latency_cum",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-    Column("cum", Integer),
-    Column("total", Integer),
-)
-rollup_latency_fine = Table(  # every call of a day, FINE_STEPS buckets per power of two: the headline's exact ranks
-    "rollup_latency_fine",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-)
-rollup_latency_version = Table(
-    "rollup_latency_version",
-    meta,
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-)
-rollup_run = Table(
-    "rollup_run",
-    meta,
-    Column("run_id", Integer, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("items", Integer),
-    Column("finished", Integer),
-    Column("errors", Integer),
-    Column("blocked", Integer),
-    Column("guard_checked", Integer),
-    Column("guard_triggered", Integer),
-)
-rollup_score = Table(
-    "rollup_score",
-    meta,
-    Column("run_id", Integer, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("scorer_name", Text, primary_key=True),
-    Column("n", Integer),
-    Column("n_value", Integer),
-    Column("sum_value", Float),
-    Column("n_verdict", Integer),
-    Column("n_passed", Integer),
-    Column("n_error", Integer),
-)
-rollup_run_state = Table("rollup_run_state", meta, Column("run_id", Integer, primary_key=True), Column("stamp", Text))
 
 call = LlmCall.__table__
 
