@@ -28,9 +28,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
 
-FLOAT = Double().with_variant(REAL(), "sqlite")
+FLOAT: TypeEngine[float] = Double().with_variant(REAL(), "sqlite")
 TS = TIMESTAMP
 
 
