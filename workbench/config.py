@@ -21,8 +21,18 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # ragas posts usage events 
 from storage.settings import database_url as database_url  # noqa: E402  (re-exported: storage owns it)
 from storage.settings import home as home  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = REPO_ROOT / "sample_data"
+
+def _app_root() -> Path:
+    """Where Home.py, ui_common.py, pages/ and sample_data/ are: the top of a checkout, or
+    workbench/app/ in an installed wheel (see setup.py)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    return checkout if (checkout / "Home.py").is_file() else package / "app"
+
+
+APP_ROOT = _app_root()
+REPO_ROOT = APP_ROOT  # the name the rest of the code still uses
+SAMPLE_DATA = APP_ROOT / "sample_data"
 
 
 def model_cache() -> Path:
