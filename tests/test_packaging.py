@@ -106,8 +106,7 @@ def test_installed_copy_finds_the_app_and_migrates_a_database(wheel, tmp_path):
     assert out.returncode == 0, out.stderr
     app_root, at_head = out.stdout.split()
     assert Path(app_root) == target / "workbench" / "app"
-    assert (Path(app_root) / "Home.py").is_file() and len(list((Path(app_root) / "pages").glob("*.py"))) == len(
-        _files("pages", "*.py")
-    )
+    pages = sorted(p.name for p in (Path(app_root) / "pages").glob("*.py"))
+    assert (Path(app_root) / "Home.py").is_file() and pages == [Path(f).name for f in _files("pages", "*.py")]
     assert (Path(app_root) / "sample_data" / "support_qa.csv").is_file()
     assert at_head == "True"
