@@ -145,6 +145,8 @@ def migrate(engine: Engine) -> list[str]:
             return []
     _dialect(engine.dialect.name)
     if engine.dialect.name == "sqlite":
+        if engine.url.database in (None, "", ":memory:"):
+            raise RuntimeError("An in-memory SQLite database cannot be migrated (each connection is another database).")
         migrator = _sqlite_migrator(engine.url)
         try:
             return _upgrade(migrator)
