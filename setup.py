@@ -6,8 +6,17 @@ where `workbench.config.APP_ROOT` finds them when the package is installed. Ever
 else (metadata, dependencies, the `workbench` command) is in pyproject.toml.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
+
+SKIP = ["*__pycache__*"]
+# Directories without __init__.py (the app's pages and data, the Alembic scripts) are listed as
+# packages too: setuptools only ships what it is told is a package, and warns about the rest.
+APP = ["workbench.app"] + [
+    f"workbench.app.{name}"
+    for name in find_namespace_packages(include=["pages", "sample_data", "sample_data.*"], exclude=SKIP)
+]
+CODE = find_namespace_packages(include=["workbench", "workbench.*", "storage", "storage.*"], exclude=SKIP)
 
 
 class BuildPy(build_py):
@@ -19,11 +28,8 @@ class BuildPy(build_py):
 
 
 setup(
-    packages=find_packages(include=["workbench", "workbench.*", "storage", "storage.*"]) + ["workbench.app"],
+    packages=CODE + APP,
     package_dir={"workbench.app": "."},
-    package_data={
-        "workbench.app": ["pages/*.py", "sample_data/*", "sample_data/**/*"],
-        "storage": ["alembic/*.py", "alembic/*.mako", "alembic/versions/*.py"],
-    },
+    package_data={**{name: ["*"] for name in APP if ".sample_data" in name}, "storage.alembic": ["*.mako"]},
     cmdclass={"build_py": BuildPy},
 )
