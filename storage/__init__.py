@@ -1,1 +1,2 @@
-"""Persistence: SQLModel tables, the engine and sessions, and append-only migrations."""
+"""Persistence: the schema (SQLModel tables), its Alembic migrations, the engine and sessions, and the
+queries. Imports nothing from `workbench/`."""

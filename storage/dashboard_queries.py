@@ -2,7 +2,7 @@
 
 Why rollups. At a million calls a plain GROUP BY over `llm_call` takes over a second per panel
 on SQLite and the page has a dozen panels, so the ledger is folded into small tables (made by
-migrations 3 and 4) and the panels read those:
+migrations 3 and 4, declared in storage/tables.py) and the panels read those:
 
 - `rollup_call` (day, model, source, error_type): calls, cache hits, priced calls, spend, tokens;
 - `rollup_version` (prompt version, day, model, source, error_type): the same per prompt version,
@@ -54,11 +54,11 @@ import math
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import Any
+from typing import cast as type_cast
 
 from sqlalchemy import (
     Column,
-    DateTime,
-    Float,
     Index,
     Integer,
     MetaData,
@@ -83,8 +83,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
+from sqlmodel import col
 
-from storage.tables import LlmCall, Prompt, PromptVersion, Run, RunItem, Score, utcnow
+from storage.tables import (
+    Prompt,
+    PromptVersion,
+    Run,
+    RunItem,
+    Score,
+    SQLModel,
+    latency_bucket,
+    rollup_call,
+    rollup_latency,
+    rollup_latency_cum,
+    rollup_latency_fine,
+    rollup_latency_version,
+    rollup_run,
+    rollup_run_state,
+    rollup_score,
+    rollup_state,
+    rollup_version,
+    rollup_version_model,
+    utcnow,
+)
 
 FINAL_RUN_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
 STEPS = 8  # latency buckets per power of two (must match migration 3's latency_bucket rows)
@@ -93,121 +114,8 @@ OCTAVES = 20  # 1 ms .. 2^20 ms; above that one open bucket
 LAST_BUCKET = 1 + STEPS * OCTAVES
 EVAL_SOURCES = ("run", "judge")
 
-meta = MetaData()
-rollup_state = Table(
-    "rollup_state",
-    meta,
-    Column("name", Text, primary_key=True),
-    Column("last_id", Integer),
-    Column("updated_at", DateTime),
-)
-rollup_call = Table(
-    "rollup_call",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("error_type", Text, primary_key=True),
-    Column("calls", Integer),
-    Column("cached", Integer),
-    Column("priced", Integer),
-    Column("cost_usd", Float),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-)
-rollup_version = Table(  # rollup_call's keys and measures per prompt version: what a version filter reads
-    "rollup_version",
-    meta,
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("error_type", Text, primary_key=True),
-    Column("calls", Integer),
-    Column("cached", Integer),
-    Column("priced", Integer),
-    Column("cost_usd", Float),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-)
-rollup_version_model = Table(  # just what "cost per prompt version" reads, a third of rollup_version's rows
-    "rollup_version_model",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("calls", Integer),
-    Column("priced", Integer),
-    Column("cost_usd", Float),
-)
-latency_bucket = Table(
-    "latency_bucket", meta, Column("bucket", Integer, primary_key=True), Column("lo", Float), Column("hi", Float)
-)
-rollup_latency = Table(
-    "rollup_latency",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-)
-rollup_latency_cum = Table(
-    "rollup_latency_cum",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-    Column("cum", Integer),
-    Column("total", Integer),
-)
-rollup_latency_fine = Table(  # every call of a day, FINE_STEPS buckets per power of two: the headline's exact ranks
-    "rollup_latency_fine",
-    meta,
-    Column("day", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-)
-rollup_latency_version = Table(
-    "rollup_latency_version",
-    meta,
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("day", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("n", Integer),
-)
-rollup_run = Table(
-    "rollup_run",
-    meta,
-    Column("run_id", Integer, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("items", Integer),
-    Column("finished", Integer),
-    Column("errors", Integer),
-    Column("blocked", Integer),
-    Column("guard_checked", Integer),
-    Column("guard_triggered", Integer),
-)
-rollup_score = Table(
-    "rollup_score",
-    meta,
-    Column("run_id", Integer, primary_key=True),
-    Column("prompt_version_id", Integer, primary_key=True),
-    Column("model", Text, primary_key=True),
-    Column("scorer_name", Text, primary_key=True),
-    Column("n", Integer),
-    Column("n_value", Integer),
-    Column("sum_value", Float),
-    Column("n_verdict", Integer),
-    Column("n_passed", Integer),
-    Column("n_error", Integer),
-)
-rollup_run_state = Table("rollup_run_state", meta, Column("run_id", Integer, primary_key=True), Column("stamp", Text))
 
-call = LlmCall.__table__
+call = SQLModel.metadata.tables["llm_call"]
 
 
 CALL_COLUMNS = (
@@ -339,7 +247,7 @@ def bucket_of(latency, steps: int = STEPS):
     """The `latency_bucket` a latency in ms falls in (with `steps` buckets per power of two; the
     fine histogram uses FINE_STEPS). Powers of two keep the arithmetic exact, so a row is in
     bucket b exactly when lo(b) <= latency < hi(b)."""
-    whens = [(latency < _num(1), literal_column("0"))]
+    whens: list[tuple[Any, Any]] = [(latency < _num(1), literal_column("0"))]
     for k in range(OCTAVES):
         base = 2.0**k
         whens.append(
@@ -379,7 +287,7 @@ def _fetch(conn: Connection, query, values: dict | None = None) -> tuple[list[st
     text: no type conversion happens here."""
     result = conn.execute(query, values)
     try:
-        return list(result.keys()), result.cursor.fetchall()
+        return list(result.keys()), list(result.cursor.fetchall())
     finally:
         result.close()
 
@@ -542,40 +450,45 @@ def _lock(conn: Connection, name: str, table: str) -> int:
 
 def _run_stamp():
     text_of = lambda column: func.coalesce(cast(column, Text), "")  # noqa: E731
-    return Run.status + "|" + text_of(Run.heartbeat_at) + "|" + text_of(Run.finished_at)
+    return col(Run.status) + "|" + text_of(col(Run.heartbeat_at)) + "|" + text_of(col(Run.finished_at))
 
 
 def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
     stale = (
-        select(Run.id)
-        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == Run.id)
+        select(col(Run.id))
+        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == col(Run.id))
         .where(
             or_(
                 rollup_run_state.c.stamp.is_(None),
                 rollup_run_state.c.stamp != _run_stamp(),
-                Run.status.not_in(FINAL_RUN_STATUSES),
+                col(Run.status).not_in(FINAL_RUN_STATUSES),
             )
         )
     )
-    rescored = select(RunItem.run_id).join(Score, Score.run_item_id == RunItem.id).where(Score.id > score_mark)
-    return sorted(set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars()))
+    rescored = (
+        select(col(RunItem.run_id))
+        .join(Score, col(Score.run_item_id) == col(RunItem.id))
+        .where(col(Score.id) > score_mark)
+    )
+    ids = set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars())
+    return sorted(type_cast(set[int], ids))  # run ids: never NULL
 
 
 def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
     """Recompute the run summaries of `run_ids` from their items and scores."""
-    is_guard = Score.scorer_name.startswith("guard_", autoescape=True)
+    is_guard = col(Score.scorer_name).startswith("guard_", autoescape=True)
     for chunk in _chunks(run_ids):
         for table in (rollup_run, rollup_score, rollup_run_state):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         guards = (
-            select(Score.run_item_id, func.max(case((Score.passed.is_(False), 1), else_=0)).label("failed"))
-            .join(RunItem, RunItem.id == Score.run_item_id)
-            .where(RunItem.run_id.in_(chunk), is_guard)
-            .group_by(Score.run_item_id)
+            select(col(Score.run_item_id), func.max(case((col(Score.passed).is_(False), 1), else_=0)).label("failed"))
+            .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
+            .where(col(RunItem.run_id).in_(chunk), is_guard)
+            .group_by(col(Score.run_item_id))
             .subquery()
         )
-        blocked = and_(RunItem.status == "blocked", RunItem.error_type == "guardrail")
-        keys = [RunItem.run_id, RunItem.prompt_version_id, RunItem.model]
+        blocked = and_(col(RunItem.status) == "blocked", col(RunItem.error_type) == "guardrail")
+        keys = [col(RunItem.run_id), col(RunItem.prompt_version_id), col(RunItem.model)]
         conn.execute(
             rollup_run.insert().from_select(
                 [
@@ -592,14 +505,14 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
                 select(
                     *keys,
                     func.count(),
-                    func.sum(case((RunItem.status.in_(("done", "error", "blocked")), 1), else_=0)),
-                    func.sum(case((RunItem.status == "error", 1), else_=0)),
-                    func.sum(case((RunItem.status == "blocked", 1), else_=0)),
+                    func.sum(case((col(RunItem.status).in_(("done", "error", "blocked")), 1), else_=0)),
+                    func.sum(case((col(RunItem.status) == "error", 1), else_=0)),
+                    func.sum(case((col(RunItem.status) == "blocked", 1), else_=0)),
                     func.sum(case((or_(guards.c.run_item_id.is_not(None), blocked), 1), else_=0)),
                     func.sum(case((or_(guards.c.failed == 1, blocked), 1), else_=0)),
                 )
-                .outerjoin(guards, guards.c.run_item_id == RunItem.id)
-                .where(RunItem.run_id.in_(chunk))
+                .outerjoin(guards, guards.c.run_item_id == col(RunItem.id))
+                .where(col(RunItem.run_id).in_(chunk))
                 .group_by(*keys),
             )
         )
@@ -619,22 +532,22 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
                 ],
                 select(
                     *keys,
-                    Score.scorer_name,
+                    col(Score.scorer_name),
                     func.count(),
-                    func.count(Score.value),
-                    func.coalesce(func.sum(Score.value), 0.0),
-                    func.count(Score.passed),
-                    func.sum(case((Score.passed.is_(True), 1), else_=0)),
-                    func.count(Score.error),
+                    func.count(col(Score.value)),
+                    func.coalesce(func.sum(col(Score.value)), 0.0),
+                    func.count(col(Score.passed)),
+                    func.sum(case((col(Score.passed).is_(True), 1), else_=0)),
+                    func.count(col(Score.error)),
                 )
-                .join(RunItem, RunItem.id == Score.run_item_id)
-                .where(RunItem.run_id.in_(chunk))
-                .group_by(*keys, Score.scorer_name),
+                .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
+                .where(col(RunItem.run_id).in_(chunk))
+                .group_by(*keys, col(Score.scorer_name)),
             )
         )
         conn.execute(
             rollup_run_state.insert().from_select(
-                ["run_id", "stamp"], select(Run.id, _run_stamp()).where(Run.id.in_(chunk))
+                ["run_id", "stamp"], select(col(Run.id), _run_stamp()).where(col(Run.id).in_(chunk))
             )
         )
 
@@ -659,7 +572,7 @@ def refresh(engine: Engine) -> int:
     if runs_dirty:
         with engine.begin() as conn:
             score_mark = _lock(conn, "score", "score")
-            top = conn.execute(select(func.max(Score.id))).scalar() or 0
+            top = conn.execute(select(func.max(col(Score.id)))).scalar() or 0
             _fold_runs(conn, _dirty_runs(conn, score_mark))
             conn.execute(
                 update(rollup_state).where(rollup_state.c.name == "score").values(last_id=max(top, score_mark))
@@ -859,7 +772,7 @@ def _histogram(scope: Scope, weeks: bool = True):
 
 def _runs(scope: Scope, table):
     """Run summaries for runs created in the scope's days (items are judged by their run's start)."""
-    where = [Run.created_at >= bindparam("first_at"), Run.created_at < bindparam("after_at")]
+    where = [col(Run.created_at) >= bindparam("first_at"), col(Run.created_at) < bindparam("after_at")]
     if scope.models:
         where.append(_in(table.c.model, "models"))
     if scope.version_ids is not None:
@@ -913,7 +826,7 @@ def _totals_statement(scope: Scope):
             func.sum(rollup_run.c.guard_checked),
             func.sum(rollup_run.c.guard_triggered),
         )
-        .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id))
+        .select_from(rollup_run.join(Run, col(Run.id) == rollup_run.c.run_id))
         .where(*_runs(scope, rollup_run))
         .subquery()
     )
@@ -1012,9 +925,9 @@ def _versions_statement(scope: Scope):
         .subquery()
     )
     return (
-        select(grouped, Prompt.name, PromptVersion.version)
-        .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
-        .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
+        select(grouped, col(Prompt.name), col(PromptVersion.version))
+        .outerjoin(PromptVersion, col(PromptVersion.id) == grouped.c.prompt_version_id)
+        .outerjoin(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
         .order_by(grouped.c.prompt_version_id, grouped.c.model)
     )
 
@@ -1142,7 +1055,8 @@ def _histogram_quantiles(
                     break
                 before += n
 
-    current, bins = None, []
+    current: Any = None
+    bins: list[Any] = []
     for row in _tuples(conn, statement, params(scope)):
         keys = row[:width]
         if keys != current and bins:
@@ -1182,7 +1096,14 @@ def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.
 
 def _quality_statement(scope: Scope):
     s = rollup_score
-    keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
+    keys = [
+        s.c.run_id,
+        col(Run.name),
+        s.c.prompt_version_id,
+        col(Prompt.name),
+        col(PromptVersion.version),
+        s.c.scorer_name,
+    ]
     return (
         select(
             *keys,
@@ -1194,9 +1115,9 @@ def _quality_statement(scope: Scope):
             func.sum(s.c.n_error),
         )
         .select_from(s)
-        .join(Run, Run.id == s.c.run_id)
-        .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id)
-        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .join(Run, col(Run.id) == s.c.run_id)
+        .join(PromptVersion, col(PromptVersion.id) == s.c.prompt_version_id)
+        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
         .where(*_runs(scope, s))
         .group_by(*keys)
         .order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id)
@@ -1275,15 +1196,16 @@ def spend_between(conn: Connection, first_day: str, last_day: str) -> float:
                 rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
             )
         ).scalar()
+        or 0.0
     )
 
 
 def prompt_choices(conn: Connection) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     query = (
-        select(Prompt.name, PromptVersion.version)
-        .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
-        .order_by(Prompt.name, PromptVersion.version)
+        select(col(Prompt.name), col(PromptVersion.version))
+        .join(PromptVersion, col(PromptVersion.prompt_id) == col(Prompt.id))
+        .order_by(col(Prompt.name), col(PromptVersion.version))
     )
     for name, version in conn.execute(query):
         out.setdefault(name, []).append(version)
@@ -1292,7 +1214,8 @@ def prompt_choices(conn: Connection) -> dict[str, list[int]]:
 
 def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
     return [
-        (run_id, name) for run_id, name in conn.execute(select(Run.id, Run.name).order_by(Run.id.desc()).limit(limit))
+        (type_cast(int, run_id), name)
+        for run_id, name in conn.execute(select(col(Run.id), col(Run.name)).order_by(col(Run.id).desc()).limit(limit))
     ]
 
 
@@ -1304,7 +1227,11 @@ def known_models(conn: Connection) -> list[str]:
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:
-    query = select(PromptVersion.id).join(Prompt, Prompt.id == PromptVersion.prompt_id).where(Prompt.name == prompt)
+    query = (
+        select(col(PromptVersion.id))
+        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
+        .where(col(Prompt.name) == prompt)
+    )
     if version is not None:
-        query = query.where(PromptVersion.version == version)
-    return tuple(conn.execute(query.order_by(PromptVersion.id)).scalars())
+        query = query.where(col(PromptVersion.version) == version)
+    return tuple(conn.execute(query.order_by(col(PromptVersion.id))).scalars())

@@ -14,8 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from storage import migrations
-from workbench import config
+from storage import migrations, settings
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -32,7 +31,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 def engine(url: str | None = None) -> Engine:
     """The migrated engine for `url` (default: WORKBENCH_DATABASE_URL or the SQLite file in WORKBENCH_HOME)."""
-    url = url or config.database_url()
+    url = url or settings.database_url()
     with _lock:
         if url in _engines:
             return _engines[url]
@@ -41,8 +40,7 @@ def engine(url: str | None = None) -> Engine:
             event.listen(eng, "connect", _sqlite_pragmas)
         else:
             eng = create_engine(url, pool_pre_ping=True)
-        with eng.connect() as conn:
-            migrations.migrate(conn)
+        migrations.migrate(eng)
         _engines[url] = eng
         return eng
 

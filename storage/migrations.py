@@ -1,15 +1,45 @@
-"""Append-only schema migrations, recorded in `schema_migration`.
+"""Bring a database to the current schema: the Alembic revisions in storage/alembic/versions.
 
-Never edit a migration that has shipped: add a new one at the end. Each is plain DDL
-with a few dialect placeholders so the same list runs on SQLite and PostgreSQL:
-{pk} integer primary key, {json} JSON column, {float} double, {ts} timestamp,
-{without_rowid} clusters a small keyed table on its primary key where the dialect can.
+`storage.db.engine()` calls `migrate()` whenever a process first opens a database, so the
+common case, a database already at the head revision, is one SELECT of `alembic_version`
+and no alembic import. Otherwise the upgrade runs in one transaction that first takes a
+lock, so two processes starting at once (two workers, the UI and a CLI) do not both
+migrate: the second waits, finds the head, and goes on. SQLite takes the lock with
+BEGIN IMMEDIATE (its write lock, and its DDL is transactional once pysqlite stops
+managing transactions), PostgreSQL with a transaction-scoped advisory lock. A failing
+revision rolls back all of the upgrade: nothing is half-migrated.
+
+Before Alembic, numbered migrations 1-5 were recorded in `schema_migration`; revisions
+0001-0005 are the same DDL (written with the `DIALECT_TYPES` placeholders by
+`run_ddl`), and a database recorded there is stamped at the matching revision before it
+is upgraded. The old ledger table is left in place (and out of the schema comparison).
+
+New revisions: change storage/tables.py, then `python -m storage.migrations revision
+"what changed"` writes the next revision from the difference between the head and the
+tables (review it: autogenerate cannot see renames or data moves).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+import argparse
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
+REVISION_FILE = re.compile(r"r(\d{4})_\w+\.py")
+LEGACY_TABLE = "schema_migration"
+# pg_advisory_xact_lock key: any constant; this one is b"wbschema"
+PG_LOCK_KEY = int.from_bytes(b"wbschema", "big") & 0x7FFFFFFFFFFFFFFF
+SQLITE_LOCK_WAIT_S = 600  # a process waiting for another's upgrade has nothing better to do
 
 DIALECT_TYPES = {
     "sqlite": {
@@ -28,242 +58,205 @@ DIALECT_TYPES = {
     },
 }
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (
-        1,
-        "prompts, datasets, runs, the call ledger and scores",
-        [
-            """CREATE TABLE prompt (
-            id {pk}, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
-            created_at {ts} NOT NULL)""",
-            """CREATE TABLE prompt_version (
-            id {pk}, prompt_id INTEGER NOT NULL REFERENCES prompt(id),
-            version INTEGER NOT NULL, kind TEXT NOT NULL, template TEXT, messages {json},
-            variables {json} NOT NULL, model TEXT NOT NULL, params {json} NOT NULL,
-            content_hash TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', author TEXT NOT NULL DEFAULT '',
-            created_at {ts} NOT NULL, UNIQUE (prompt_id, version))""",
-            """CREATE TABLE prompt_label (
-            id {pk}, prompt_id INTEGER NOT NULL REFERENCES prompt(id), label TEXT NOT NULL,
-            version_id INTEGER NOT NULL REFERENCES prompt_version(id), updated_at {ts} NOT NULL,
-            UNIQUE (prompt_id, label))""",
-            """CREATE TABLE label_event (
-            id {pk}, prompt_id INTEGER NOT NULL REFERENCES prompt(id), label TEXT NOT NULL,
-            from_version_id INTEGER REFERENCES prompt_version(id),
-            to_version_id INTEGER NOT NULL REFERENCES prompt_version(id),
-            author TEXT NOT NULL DEFAULT '', evidence TEXT NOT NULL DEFAULT '', created_at {ts} NOT NULL)""",
-            """CREATE TABLE dataset (
-            id {pk}, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '', created_at {ts} NOT NULL)""",
-            """CREATE TABLE dataset_version (
-            id {pk}, dataset_id INTEGER NOT NULL REFERENCES dataset(id), version INTEGER NOT NULL,
-            columns {json} NOT NULL, column_types {json} NOT NULL, row_count INTEGER NOT NULL,
-            content_hash TEXT NOT NULL, source_filename TEXT NOT NULL DEFAULT '',
-            note TEXT NOT NULL DEFAULT '', author TEXT NOT NULL DEFAULT '', created_at {ts} NOT NULL,
-            UNIQUE (dataset_id, version))""",
-            """CREATE TABLE dataset_row (
-            id {pk}, dataset_version_id INTEGER NOT NULL REFERENCES dataset_version(id),
-            position INTEGER NOT NULL, row_key TEXT NOT NULL, data {json} NOT NULL,
-            UNIQUE (dataset_version_id, row_key))""",
-            """CREATE TABLE run (
-            id {pk}, name TEXT NOT NULL DEFAULT '', config {json} NOT NULL, status TEXT NOT NULL,
-            dataset_version_id INTEGER REFERENCES dataset_version(id), concurrency INTEGER NOT NULL,
-            budget_usd {float}, use_cache BOOLEAN NOT NULL, repeat INTEGER NOT NULL,
-            created_at {ts} NOT NULL, started_at {ts}, finished_at {ts}, heartbeat_at {ts},
-            worker TEXT NOT NULL DEFAULT '', error TEXT)""",
-            """CREATE TABLE llm_call (
-            id {pk}, created_at {ts} NOT NULL, source TEXT NOT NULL, model TEXT NOT NULL, api_base TEXT,
-            request_hash TEXT NOT NULL, messages {json} NOT NULL, params {json} NOT NULL, output TEXT,
-            latency_ms {float}, input_tokens INTEGER, output_tokens INTEGER, cost_usd {float},
-            error_type TEXT, error TEXT, cached BOOLEAN NOT NULL,
-            prompt_version_id INTEGER REFERENCES prompt_version(id), run_id INTEGER REFERENCES run(id))""",
-            "CREATE INDEX ix_llm_call_request_hash ON llm_call (request_hash)",
-            "CREATE INDEX ix_llm_call_created_at ON llm_call (created_at)",
-            "CREATE INDEX ix_llm_call_model_created ON llm_call (model, created_at)",
-            "CREATE INDEX ix_llm_call_run ON llm_call (run_id)",
-            """CREATE TABLE run_item (
-            id {pk}, run_id INTEGER NOT NULL REFERENCES run(id),
-            prompt_version_id INTEGER NOT NULL REFERENCES prompt_version(id), model TEXT NOT NULL,
-            dataset_row_id INTEGER NOT NULL REFERENCES dataset_row(id), repeat INTEGER NOT NULL,
-            status TEXT NOT NULL, call_id INTEGER REFERENCES llm_call(id), error_type TEXT, error TEXT,
-            finished_at {ts}, UNIQUE (run_id, prompt_version_id, model, dataset_row_id, repeat))""",
-            "CREATE INDEX ix_run_item_run_status ON run_item (run_id, status)",
-            """CREATE TABLE scorer (
-            id {pk}, name TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
-            config {json} NOT NULL, note TEXT NOT NULL DEFAULT '', created_at {ts} NOT NULL,
-            UNIQUE (name, version))""",
-            """CREATE TABLE score (
-            id {pk}, run_item_id INTEGER NOT NULL REFERENCES run_item(id), scorer_name TEXT NOT NULL,
-            scorer_version_id INTEGER REFERENCES scorer(id), value {float}, passed BOOLEAN,
-            reason TEXT NOT NULL DEFAULT '', error TEXT, created_at {ts} NOT NULL,
-            UNIQUE (run_item_id, scorer_name))""",
-        ],
-    ),
-    (
-        2,
-        "custom prices, settings, comparisons, RAG indexes, dashboard indexes",
-        [
-            """CREATE TABLE model_price (
-            id {pk}, model TEXT NOT NULL UNIQUE, input_per_million {float} NOT NULL,
-            output_per_million {float} NOT NULL, updated_at {ts} NOT NULL)""",
-            """CREATE TABLE app_setting (key TEXT PRIMARY KEY, value {json}, updated_at {ts} NOT NULL)""",
-            """CREATE TABLE comparison (
-            id {pk}, name TEXT NOT NULL DEFAULT '', run_ids {json} NOT NULL, baseline TEXT NOT NULL DEFAULT '',
-            summary {json} NOT NULL, created_at {ts} NOT NULL)""",
-            """CREATE TABLE rag_index (
-            id {pk}, name TEXT NOT NULL UNIQUE, created_at {ts} NOT NULL)""",
-            """CREATE TABLE rag_index_version (
-            id {pk}, index_id INTEGER NOT NULL REFERENCES rag_index(id), version INTEGER NOT NULL,
-            config {json} NOT NULL, collection TEXT NOT NULL, documents {json} NOT NULL,
-            chunk_count INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, error TEXT,
-            created_at {ts} NOT NULL, UNIQUE (index_id, version))""",
-            "CREATE INDEX ix_llm_call_source_created ON llm_call (source, created_at)",
-            "CREATE INDEX ix_llm_call_prompt_version ON llm_call (prompt_version_id)",
-        ],
-    ),
-    # Dashboard rollups (see storage/dashboard_queries.py): per-day sums of the ledger and per-day
-    # latency histograms, folded in from `rollup_state.last_id` on; per-run item and score summaries,
-    # recomputed for a run when its stamp changes. `day` is 'YYYY-MM-DD' (UTC) text on both
-    # dialects; prompt_version_id 0 means "no version" (a key column cannot be NULL). Key orders
-    # follow the panels' GROUP BYs so SQLite aggregates in key order instead of sorting.
-    (
-        3,
-        "dashboard rollups and the latency index",
-        [
-            "CREATE INDEX ix_llm_call_latency ON llm_call (latency_ms, created_at, model, source, cached)",
-            "CREATE INDEX ix_llm_call_version_created ON llm_call (prompt_version_id, created_at)",
-            """CREATE TABLE rollup_state (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL, updated_at {ts} NOT NULL)""",
-            """INSERT INTO rollup_state (name, last_id, updated_at)
-            VALUES ('llm_call', 0, CURRENT_TIMESTAMP), ('score', 0, CURRENT_TIMESTAMP)""",
-            """CREATE TABLE rollup_call (
-            day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, error_type TEXT NOT NULL,
-            calls INTEGER NOT NULL, cached INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
-            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-            PRIMARY KEY (day, model, source, error_type)){without_rowid}""",
-            """CREATE TABLE rollup_version (
-            prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL,
-            calls INTEGER NOT NULL, priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
-            input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-            PRIMARY KEY (prompt_version_id, model, day, source)){without_rowid}""",
-            """CREATE TABLE latency_bucket (bucket INTEGER PRIMARY KEY, lo {float} NOT NULL, hi {float} NOT NULL)""",
-            # 0: [0, 1) ms; then 8 equal steps per power of two from 1 ms to 2^20 ms; then one open bucket.
-            "INSERT INTO latency_bucket (bucket, lo, hi) VALUES "
-            + ", ".join(
-                ["(0, 0, 1)"]
-                + [
-                    f"({1 + 8 * k + j}, {2**k * (8 + j) / 8!r}, {2**k * (9 + j) / 8!r})"
-                    for k in range(20)
-                    for j in range(8)
-                ]
-                + [f"(161, {2.0**20!r}, 1e300)"]
-            ),
-            """CREATE TABLE rollup_latency (
-            day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, bucket INTEGER NOT NULL,
-            n INTEGER NOT NULL, PRIMARY KEY (day, model, source, bucket)){without_rowid}""",
-            # All sources together, with each (day, model) histogram's running count: a quantile per day
-            # and model is then one range read, with no window function over the histogram.
-            """CREATE TABLE rollup_latency_cum (
-            day TEXT NOT NULL, model TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
-            cum INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (day, model, bucket)){without_rowid}""",
-            "CREATE INDEX ix_rollup_latency_cum_model ON rollup_latency_cum (model, bucket, day, n)",
-            """CREATE TABLE rollup_run (
-            run_id INTEGER NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL,
-            items INTEGER NOT NULL, finished INTEGER NOT NULL, errors INTEGER NOT NULL, blocked INTEGER NOT NULL,
-            guard_checked INTEGER NOT NULL, guard_triggered INTEGER NOT NULL,
-            PRIMARY KEY (run_id, prompt_version_id, model)){without_rowid}""",
-            """CREATE TABLE rollup_score (
-            run_id INTEGER NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, scorer_name TEXT NOT NULL,
-            n INTEGER NOT NULL, n_value INTEGER NOT NULL, sum_value {float} NOT NULL, n_verdict INTEGER NOT NULL,
-            n_passed INTEGER NOT NULL, n_error INTEGER NOT NULL,
-            PRIMARY KEY (run_id, prompt_version_id, model, scorer_name)){without_rowid}""",
-            """CREATE TABLE rollup_run_state (run_id INTEGER PRIMARY KEY, stamp TEXT NOT NULL)""",
-        ],
-    ),
-    # Week rows beside the day rows (`day` = 'w' + the week's Monday), so a long date range reads
-    # whole weeks; prompt versions become a rollup key for every panel (the version rollup gains
-    # error type and cache hits, and a latency histogram per version), a slim version rollup for
-    # cost per version, a fine latency histogram for exact percentiles, and an index for the exact
-    # percentiles of a version. The rollups are rebuilt from the ledger on the next page load.
-    (
-        4,
-        "week rollups, version rollups and a fine latency histogram",
-        [
-            "DROP TABLE rollup_version",
-            """CREATE TABLE rollup_version (
-            prompt_version_id INTEGER NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL,
-            error_type TEXT NOT NULL, calls INTEGER NOT NULL, cached INTEGER NOT NULL, priced INTEGER NOT NULL,
-            cost_usd {float} NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-            PRIMARY KEY (prompt_version_id, day, model, source, error_type)){without_rowid}""",
-            """CREATE TABLE rollup_version_model (
-            day TEXT NOT NULL, prompt_version_id INTEGER NOT NULL, model TEXT NOT NULL, calls INTEGER NOT NULL,
-            priced INTEGER NOT NULL, cost_usd {float} NOT NULL,
-            PRIMARY KEY (day, prompt_version_id, model)){without_rowid}""",
-            """CREATE TABLE rollup_latency_version (
-            prompt_version_id INTEGER NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL, bucket INTEGER NOT NULL,
-            n INTEGER NOT NULL, PRIMARY KEY (prompt_version_id, day, model, bucket)){without_rowid}""",
-            """CREATE TABLE rollup_latency_fine (
-            day TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, bucket)){without_rowid}""",
-            # Keyed by version first; folding rewrites the current week's rows, found by day.
-            "CREATE INDEX ix_rollup_version_day ON rollup_version (day)",
-            "CREATE INDEX ix_rollup_latency_version_day ON rollup_latency_version (day)",
-            "CREATE INDEX ix_llm_call_version_latency ON llm_call (prompt_version_id, cached, latency_ms, created_at)",
-            "DELETE FROM rollup_call",
-            "DELETE FROM rollup_latency",
-            "DELETE FROM rollup_latency_cum",
-            "UPDATE rollup_state SET last_id = 0 WHERE name = 'llm_call'",
-        ],
-    ),
-    (
-        5,
-        "job leases, run-wide spend and reservations, retry attempts",
-        [
-            """CREATE TABLE job_lease (
-            key TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until {ts} NOT NULL, claimed_at {ts} NOT NULL,
-            heartbeat_at {ts} NOT NULL)""",
-            "ALTER TABLE run ADD COLUMN spent_usd {float} NOT NULL DEFAULT 0",
-            "ALTER TABLE run ADD COLUMN reserved_usd {float} NOT NULL DEFAULT 0",
-            "ALTER TABLE llm_call ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
-            "UPDATE run SET spent_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM llm_call WHERE llm_call.run_id = run.id)",
-        ],
-    ),
-]
+
+def _revisions() -> list[str]:
+    """The revision ids, in order, from the file names (rNNNN_slug.py): no alembic import."""
+    return sorted(m.group(1) for p in (ALEMBIC_DIR / "versions").iterdir() if (m := REVISION_FILE.fullmatch(p.name)))
 
 
-def _ensure_ledger(conn: Connection) -> None:
-    ts = DIALECT_TYPES[_dialect(conn)]["ts"]
-    conn.execute(
-        text(
-            "CREATE TABLE IF NOT EXISTS schema_migration ("
-            f"id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {ts} NOT NULL)"
-        )
-    )
+HEAD = _revisions()[-1]
 
 
-def _dialect(conn: Connection) -> str:
-    name = conn.dialect.name
+def _dialect(name: str) -> str:
     if name not in DIALECT_TYPES:
         raise RuntimeError(f"Unsupported database dialect {name!r}: use SQLite or PostgreSQL.")
     return name
 
 
-def applied(conn: Connection) -> set[int]:
-    _ensure_ledger(conn)
-    return {row[0] for row in conn.execute(text("SELECT id FROM schema_migration"))}
+def run_ddl(statements: Sequence[str]) -> None:
+    """Run the pre-Alembic migrations' DDL in a revision, placeholders filled for the dialect."""
+    from alembic import op
+
+    types = DIALECT_TYPES[_dialect(op.get_bind().dialect.name)]
+    for statement in statements:
+        op.execute(statement.format(**types))
 
 
-def migrate(conn: Connection) -> list[int]:
-    """Apply every migration not yet recorded, each in its own transaction; return the ids applied."""
-    types = DIALECT_TYPES[_dialect(conn)]
-    done = applied(conn)
-    conn.commit()
-    newly = []
-    for number, name, statements in MIGRATIONS:
-        if number in done:
-            continue
-        with conn.begin():
-            for statement in statements:
-                conn.execute(text(statement.format(**types)))
-            conn.execute(
-                text("INSERT INTO schema_migration (id, name, applied_at) VALUES (:id, :name, CURRENT_TIMESTAMP)"),
-                {"id": number, "name": name},
+def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
+    """What Alembic compares: everything but the pre-Alembic ledger."""
+    return not (type_ == "table" and name == LEGACY_TABLE)
+
+
+def without_sqlite_key_nullability(context: Any, _revision: Any, directives: list[Any]) -> None:
+    """Alembic's process_revision_directives hook: SQLite reads a single-column PRIMARY KEY that
+    was declared without NOT NULL back as nullable (an INTEGER one cannot hold NULL, being the
+    rowid; a TEXT one could, a SQLite quirk no code relies on), which autogenerate would "fix"
+    with a table copy on every revision. Drop those changes."""
+    if context.dialect.name != "sqlite":
+        return
+    from alembic.operations import ops
+    from sqlmodel import SQLModel
+
+    import storage.tables  # noqa: F401
+
+    keys = {(t.name, c.name) for t in SQLModel.metadata.tables.values() for c in t.primary_key.columns}
+    for container in (directives[0].upgrade_ops, directives[0].downgrade_ops):
+        for table_ops in container.ops:
+            if isinstance(table_ops, ops.ModifyTableOps):
+                for op in table_ops.ops:
+                    if isinstance(op, ops.AlterColumnOp) and (op.table_name, op.column_name) in keys:
+                        op.modify_nullable = None
+                table_ops.ops = [
+                    op for op in table_ops.ops if not isinstance(op, ops.AlterColumnOp) or op.has_changes()
+                ]
+        container.ops = [t for t in container.ops if not (isinstance(t, ops.ModifyTableOps) and t.is_empty())]
+
+
+def schema_differences(conn: Connection) -> list[Any]:
+    """What autogenerate would write for this database against storage/tables.py: tables,
+    columns, types, nullability, server defaults, keys and indexes. Empty when they agree."""
+    from alembic.autogenerate import produce_migrations
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import storage.tables  # noqa: F401
+
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": True, "compare_server_default": True, "include_name": include_name}
+    )
+    script = produce_migrations(context, SQLModel.metadata)
+    without_sqlite_key_nullability(context, None, [script])
+    return script.upgrade_ops.as_diffs() if script.upgrade_ops else []
+
+
+def current(conn: Connection) -> str | None:
+    """The database's revision, or None (no `alembic_version` yet)."""
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        conn.rollback()  # PostgreSQL refuses further statements in a failed transaction
+        return None
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Upgrade the database to HEAD; return the revisions applied (none when already there)."""
+    with engine.connect() as conn:
+        if current(conn) == HEAD:
+            return []
+    _dialect(engine.dialect.name)
+    if engine.dialect.name == "sqlite":
+        if engine.url.database in (None, "", ":memory:"):
+            raise RuntimeError("An in-memory SQLite database cannot be migrated (each connection is another database).")
+        migrator = _sqlite_migrator(engine.url)
+        try:
+            return _upgrade(migrator)
+        finally:
+            migrator.dispose()
+    return _upgrade(engine)
+
+
+def _sqlite_migrator(url: URL) -> Engine:
+    """A connection where BEGIN means BEGIN IMMEDIATE and pysqlite leaves transactions to us,
+    so that CREATE/ALTER/DROP join the upgrade's transaction (pysqlite runs DDL outside one)."""
+    migrator = create_engine(url, poolclass=NullPool, connect_args={"timeout": SQLITE_LOCK_WAIT_S})
+
+    @event.listens_for(migrator, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(migrator, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return migrator
+
+
+def _upgrade(engine: Engine) -> list[str]:
+    from alembic import command
+
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" in tables:
+            start = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        elif LEGACY_TABLE in tables:
+            start = _legacy_revision(conn)
+        else:
+            start = None
+        stamped = "alembic_version" in tables
+        if start == HEAD and stamped:
+            return []  # another process upgraded it while this one waited for the lock
+        known = _revisions()
+        if start is not None and start not in known:
+            raise RuntimeError(
+                f"The database is at schema revision {start}, which this release does not know "
+                f"(its newest is {HEAD}): it was made by a newer Prompt Workbench. Upgrade this one."
             )
-        newly.append(number)
-    return newly
+        cfg = _config(conn)
+        if start is not None and not stamped:
+            command.stamp(cfg, start)
+        command.upgrade(cfg, "head")
+        return known[known.index(start) + 1 :] if start else known
+
+
+def _legacy_revision(conn: Connection) -> str | None:
+    """The revision matching what the numbered migrations recorded (they ran in order)."""
+    ids = sorted(row[0] for row in conn.execute(text(f"SELECT id FROM {LEGACY_TABLE}")))
+    if not ids:
+        return None
+    if ids != list(range(1, len(ids) + 1)) or len(ids) > 5:
+        raise RuntimeError(f"{LEGACY_TABLE} records migrations {ids}; expected 1..n with n <= 5. Not upgrading.")
+    return f"{ids[-1]:04d}"
+
+
+def _config(conn: Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("file_template", "r%%(rev)s_%%(slug)s")
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def new_revision(message: str) -> Path:
+    """Write the next revision: what differs between a scratch database at HEAD and storage/tables.py."""
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = create_engine(f"sqlite:///{scratch}/head.db", poolclass=NullPool)
+        migrate(engine)
+        with engine.connect() as conn:
+            cfg = _config(conn)
+            script = command.revision(cfg, message, autogenerate=True, rev_id=f"{int(HEAD) + 1:04d}")
+            conn.commit()
+        engine.dispose()
+    return Path(script.path)  # type: ignore[union-attr]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m storage.migrations", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("upgrade", help="upgrade a database to the head revision")
+    up.add_argument("url", nargs="?", help="database URL (default: WORKBENCH_DATABASE_URL or WORKBENCH_HOME's)")
+    sub.add_parser("revision", help="write the next revision from the tables").add_argument("message")
+    args = parser.parse_args(argv)
+    if args.command == "revision":
+        print(f"wrote {new_revision(args.message)}: review it before committing")
+        return 0
+    from storage import settings
+
+    engine = create_engine(args.url or settings.database_url(), poolclass=NullPool)
+    applied = migrate(engine)
+    print(f"applied {', '.join(applied)}" if applied else f"already at {HEAD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

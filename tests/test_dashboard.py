@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, inspect, literal, select, update
 
 from storage import dashboard_queries as q
 from storage import db
-from storage.tables import DatasetRow, LlmCall, Run, RunItem, Score
+from storage.tables import DatasetRow, LlmCall, Run, RunItem, Score, SQLModel
 from workbench import dashboard, datasets, prompts
 from workbench.dashboard import Filters
 
@@ -437,7 +437,7 @@ def test_week_rows_and_version_rollups_give_the_figures_of_the_ledger_itself():
 def test_migration_matches_the_rollup_tables_and_bucket_edges_are_exact():
     engine = db.engine()
     inspector = inspect(engine)
-    for table in q.meta.sorted_tables:
+    for table in SQLModel.metadata.sorted_tables:
         assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}, table.name
     with engine.connect() as conn:
         buckets = conn.execute(select(q.latency_bucket).order_by(q.latency_bucket.c.bucket)).all()
@@ -483,7 +483,11 @@ def _empty_postgres() -> None:
             "prompt",
             "app_setting",
             "model_price",
-            *[t.name for t in q.meta.sorted_tables if t.name.startswith("rollup_") and t.name != "rollup_state"],
+            *[
+                t.name
+                for t in SQLModel.metadata.sorted_tables
+                if t.name.startswith("rollup_") and t.name != "rollup_state"
+            ],
         ):
             conn.exec_driver_sql(f"DELETE FROM {table}")
         conn.exec_driver_sql("UPDATE rollup_state SET last_id = 0")

@@ -1,5 +1,3 @@
-import sqlite3
-
 from sqlalchemy import inspect, text
 
 from storage import db, migrations
@@ -13,34 +11,14 @@ def test_fresh_database_is_migrated_and_matches_the_models(workbench_home):
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         assert columns == {c.name for c in table.columns}, table.name
     with engine.connect() as conn:
-        ids = [r[0] for r in conn.execute(text("SELECT id FROM schema_migration ORDER BY id"))]
-        assert ids == [m[0] for m in migrations.MIGRATIONS]
+        assert migrations.current(conn) == migrations.HEAD
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
 def test_migrating_twice_changes_nothing(workbench_home):
     engine = db.engine()
-    with engine.connect() as conn:
-        assert migrations.migrate(conn) == []
-
-
-def test_existing_database_upgrades_without_loss(workbench_home, monkeypatch):
-    """A database made by an older release (only migration 1) keeps its rows when upgraded."""
-    from workbench import prompts
-
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
-    prompts.save_version("kept", template="hello {{x}}")
-    db.dispose_all()
-    monkeypatch.undo()
-    monkeypatch.setenv("WORKBENCH_HOME", str(workbench_home))
-    extra = (999, "test-only: add a column", ["ALTER TABLE prompt ADD COLUMN test_extra TEXT"])
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [extra])
-    db.engine()
-    raw = sqlite3.connect(workbench_home / "workbench.db")
-    assert raw.execute("SELECT name FROM prompt").fetchall() == [("kept",)]
-    assert "test_extra" in [r[1] for r in raw.execute("PRAGMA table_info(prompt)")]
-    assert 999 in [r[0] for r in raw.execute("SELECT id FROM schema_migration")]
+    assert migrations.migrate(engine) == []
 
 
 def test_foreign_keys_are_enforced(workbench_home):
@@ -55,3 +33,27 @@ def test_foreign_keys_are_enforced(workbench_home):
                     "VALUES (42, 'production', 42, CURRENT_TIMESTAMP)"
                 )
             )
+
+
+def test_storage_imports_nothing_from_workbench():
+    """storage/ is the lower layer: no module in it imports workbench, directly or on import."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    modules = []
+    for path in sorted((root / "storage").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            assert not [n for n in names if n == "workbench" or n.startswith("workbench.")], path
+        if "alembic" not in path.parts:
+            modules.append(".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__"))
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n" + (
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'workbench'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -18,15 +18,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # chromadb
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # ragas posts usage events otherwise
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DATA = REPO_ROOT / "sample_data"
+from storage.settings import database_url as database_url  # noqa: E402  (re-exported: storage owns it)
+from storage.settings import home as home  # noqa: E402
 
 
-def home() -> Path:
-    """The data directory: the SQLite database, Chroma indexes and caches."""
-    path = Path(os.environ.get("WORKBENCH_HOME") or Path.home() / ".workbench").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _app_root() -> Path:
+    """Where Home.py, ui_common.py, pages/ and sample_data/ are: the top of a checkout, or
+    workbench/app/ in an installed wheel (see setup.py)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    return checkout if (checkout / "Home.py").is_file() else package / "app"
+
+
+APP_ROOT = _app_root()
+REPO_ROOT = APP_ROOT  # the name the rest of the code still uses
+SAMPLE_DATA = APP_ROOT / "sample_data"
 
 
 def model_cache() -> Path:
@@ -34,20 +40,6 @@ def model_cache() -> Path:
     since they depend only on the installed model file (tests move the home per test)."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prompt-workbench"
     return Path(os.environ.get("WORKBENCH_MODEL_CACHE") or default).expanduser()
-
-
-_database_urls: dict[tuple, str] = {}
-
-
-def database_url() -> str:
-    """WORKBENCH_DATABASE_URL, or the SQLite file in the home. Asked for on every model call
-    (prices, ledger), so it is worked out once per value of the two variables: home()'s mkdir
-    cost ~0.3 ms of the run engine's per-call budget."""
-    key = (os.environ.get("WORKBENCH_DATABASE_URL"), os.environ.get("WORKBENCH_HOME"))
-    url = _database_urls.get(key)
-    if url is None:
-        url = _database_urls[key] = key[0] or f"sqlite:///{home() / 'workbench.db'}"
-    return url
 
 
 def author() -> str:
