@@ -9,6 +9,7 @@ several worker processes share one budget without reading each other's memory.
 from __future__ import annotations
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlmodel import col
 
 from storage.db import engine
 from storage.tables import DatasetRow, LlmCall, Run, RunItem, Score, utcnow
@@ -19,7 +20,7 @@ def reset_errors(run_id: int) -> int:
     with engine().begin() as conn:
         return conn.execute(
             update(RunItem)
-            .where(RunItem.run_id == run_id, RunItem.status == "error")
+            .where(col(RunItem.run_id) == run_id, col(RunItem.status) == "error")
             .values(status="pending", error=None, error_type=None, call_id=None, finished_at=None)
         ).rowcount
 
@@ -27,7 +28,7 @@ def reset_errors(run_id: int) -> int:
 def status_counts(run_id: int) -> dict[str, int]:
     with engine().connect() as conn:
         rows = conn.execute(
-            select(RunItem.status, func.count()).where(RunItem.run_id == run_id).group_by(RunItem.status)
+            select(col(RunItem.status), func.count()).where(col(RunItem.run_id) == run_id).group_by(col(RunItem.status))
         ).all()
     return {status: count for status, count in rows}
 
@@ -38,9 +39,17 @@ def pending_items(run_id: int, shard: int = 0, shards: int = 1) -> list[tuple]:
         return [
             tuple(row)
             for row in conn.execute(
-                select(RunItem.id, RunItem.prompt_version_id, RunItem.model, RunItem.dataset_row_id, RunItem.repeat)
-                .where(RunItem.run_id == run_id, RunItem.status == "pending", (RunItem.id % shards) == shard)
-                .order_by(RunItem.id)
+                select(
+                    col(RunItem.id),
+                    col(RunItem.prompt_version_id),
+                    col(RunItem.model),
+                    col(RunItem.dataset_row_id),
+                    col(RunItem.repeat),
+                )
+                .where(
+                    col(RunItem.run_id) == run_id, col(RunItem.status) == "pending", (col(RunItem.id) % shards) == shard
+                )
+                .order_by(col(RunItem.id))
             )
         ]
 
@@ -54,8 +63,8 @@ def dataset_rows(dataset_version_id: int, row_ids: set[int]) -> dict[int, dict]:
             chunk = wanted[start : start + 500]
             found.update(
                 conn.execute(
-                    select(DatasetRow.id, DatasetRow.data).where(
-                        DatasetRow.dataset_version_id == dataset_version_id, DatasetRow.id.in_(chunk)
+                    select(col(DatasetRow.id), col(DatasetRow.data)).where(
+                        col(DatasetRow.dataset_version_id) == dataset_version_id, col(DatasetRow.id).in_(chunk)
                     )
                 ).all()
             )
@@ -66,7 +75,9 @@ def run_control(run_id: int) -> tuple[str, float, float, float | None]:
     """(status, spent, reserved, budget) of a run."""
     with engine().connect() as conn:
         row = conn.execute(
-            select(Run.status, Run.spent_usd, Run.reserved_usd, Run.budget_usd).where(Run.id == run_id)
+            select(col(Run.status), col(Run.spent_usd), col(Run.reserved_usd), col(Run.budget_usd)).where(
+                col(Run.id) == run_id
+            )
         ).one()
     return row.status, float(row.spent_usd or 0.0), float(row.reserved_usd or 0.0), row.budget_usd
 
@@ -74,8 +85,8 @@ def run_control(run_id: int) -> tuple[str, float, float, float | None]:
 def beat(run_id: int) -> str:
     """Record that the run's executor is alive; returns the run's status (to notice a cancel)."""
     with engine().begin() as conn:
-        conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
-        return conn.execute(select(Run.status).where(Run.id == run_id)).scalar_one()
+        conn.execute(update(Run).where(col(Run.id) == run_id).values(heartbeat_at=utcnow()))
+        return conn.execute(select(col(Run.status)).where(col(Run.id) == run_id)).scalar_one()
 
 
 def reserve(run_id: int, amount: float) -> bool:
@@ -86,10 +97,11 @@ def reserve(run_id: int, amount: float) -> bool:
             conn.execute(
                 update(Run)
                 .where(
-                    Run.id == run_id,
-                    (Run.budget_usd.is_(None)) | (Run.spent_usd + Run.reserved_usd + amount <= Run.budget_usd),
+                    col(Run.id) == run_id,
+                    (col(Run.budget_usd).is_(None))
+                    | (col(Run.spent_usd) + col(Run.reserved_usd) + amount <= col(Run.budget_usd)),
                 )
-                .values(reserved_usd=Run.reserved_usd + amount)
+                .values(reserved_usd=col(Run.reserved_usd) + amount)
             ).rowcount
         )
 
@@ -99,15 +111,15 @@ def settle(run_id: int, reserved: float, spent: float) -> None:
     with engine().begin() as conn:
         conn.execute(
             update(Run)
-            .where(Run.id == run_id)
-            .values(reserved_usd=Run.reserved_usd - reserved, spent_usd=Run.spent_usd + spent)
+            .where(col(Run.id) == run_id)
+            .values(reserved_usd=col(Run.reserved_usd) - reserved, spent_usd=col(Run.spent_usd) + spent)
         )
 
 
 def clear_reservations(run_id: int) -> None:
     """Forget reservations of calls that can no longer settle (their executor died)."""
     with engine().begin() as conn:
-        conn.execute(update(Run).where(Run.id == run_id).values(reserved_usd=0.0))
+        conn.execute(update(Run).where(col(Run.id) == run_id).values(reserved_usd=0.0))
 
 
 def write_results(run_id: int, calls: list[dict], owners: list[int | None], items: list[dict], scores: list[dict]):
@@ -122,13 +134,15 @@ def write_results(run_id: int, calls: list[dict], owners: list[int | None], item
     with engine().begin() as conn:
         call_ids: dict[int, int] = {}
         if calls:
-            ids = conn.execute(insert(LlmCall).returning(LlmCall.id, sort_by_parameter_order=True), calls).scalars()
-            call_ids = {owner: call_id for owner, call_id in zip(owners, ids) if owner is not None}
+            ids = conn.execute(
+                insert(LlmCall).returning(col(LlmCall.id), sort_by_parameter_order=True), calls
+            ).scalars()
+            call_ids = {owner: int(call_id) for owner, call_id in zip(owners, ids) if owner is not None and call_id}
         written = []
         for index, item in enumerate(items):
             changed = conn.execute(
                 update(RunItem)
-                .where(RunItem.id == bindparam("b_id"), RunItem.status == "pending")
+                .where(col(RunItem.id) == bindparam("b_id"), col(RunItem.status) == "pending")
                 .values(
                     status=bindparam("b_status"),
                     call_id=bindparam("b_call"),

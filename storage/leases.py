@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from storage.db import engine
 from storage.tables import JobLease
@@ -40,7 +41,7 @@ def queue(key: str) -> None:
             )
     except IntegrityError:
         with engine().begin() as conn:  # already queued or running: only mark when it was queued
-            conn.execute(update(JobLease).where(JobLease.key == key).values(claimed_at=now))
+            conn.execute(update(JobLease).where(col(JobLease.key) == key).values(claimed_at=now))
 
 
 def claim(key: str, owner: str, seconds: float) -> tuple[bool, str]:
@@ -52,8 +53,8 @@ def claim(key: str, owner: str, seconds: float) -> tuple[bool, str]:
         won = conn.execute(
             update(JobLease)
             .where(
-                JobLease.key == key,
-                (JobLease.owner == owner) | (JobLease.owner == UNOWNED) | (JobLease.lease_until < now),
+                col(JobLease.key) == key,
+                (col(JobLease.owner) == owner) | (col(JobLease.owner) == UNOWNED) | (col(JobLease.lease_until) < now),
             )
             .values(claimed_at=now, **values)
         ).rowcount
@@ -74,7 +75,7 @@ def renew(key: str, owner: str, seconds: float) -> bool:
         return bool(
             conn.execute(
                 update(JobLease)
-                .where(JobLease.key == key, JobLease.owner == owner)
+                .where(col(JobLease.key) == key, col(JobLease.owner) == owner)
                 .values(lease_until=now + timedelta(seconds=seconds), heartbeat_at=now)
             ).rowcount
         )
@@ -84,11 +85,11 @@ def release(key: str, owner: str, finished: bool) -> None:
     """Give the job up: delete it when finished, else leave it queued for the next claimant."""
     with engine().begin() as conn:
         if finished:
-            conn.execute(delete(JobLease).where(JobLease.key == key, JobLease.owner == owner))
+            conn.execute(delete(JobLease).where(col(JobLease.key) == key, col(JobLease.owner) == owner))
         else:
             conn.execute(
                 update(JobLease)
-                .where(JobLease.key == key, JobLease.owner == owner)
+                .where(col(JobLease.key) == key, col(JobLease.owner) == owner)
                 .values(owner=UNOWNED, lease_until=EPOCH)
             )
 
@@ -96,13 +97,15 @@ def release(key: str, owner: str, finished: bool) -> None:
 def drop(prefix: str) -> int:
     """Forget every job whose key starts with `prefix` (a cancelled run's shards)."""
     with engine().begin() as conn:
-        return conn.execute(delete(JobLease).where(JobLease.key.startswith(prefix))).rowcount
+        return conn.execute(delete(JobLease).where(col(JobLease.key).startswith(prefix))).rowcount
 
 
 def holder(key: str) -> str | None:
     """The live owner of `key`, or None when nobody holds a valid lease."""
     with engine().connect() as conn:
-        row = conn.execute(select(JobLease.owner, JobLease.lease_until).where(JobLease.key == key)).first()
+        row = conn.execute(
+            select(col(JobLease.owner), col(JobLease.lease_until)).where(col(JobLease.key) == key)
+        ).first()
     if row is None or row.owner == UNOWNED or _aware(row.lease_until) < _now():
         return None
     return row.owner
@@ -113,7 +116,9 @@ def holders(prefix: str) -> dict[str, str]:
     now = _now()
     with engine().connect() as conn:
         rows = conn.execute(
-            select(JobLease.key, JobLease.owner, JobLease.lease_until).where(JobLease.key.startswith(prefix))
+            select(col(JobLease.key), col(JobLease.owner), col(JobLease.lease_until)).where(
+                col(JobLease.key).startswith(prefix)
+            )
         ).all()
     return {r.key: r.owner for r in rows if r.owner != UNOWNED and _aware(r.lease_until) >= now}
 
@@ -121,7 +126,7 @@ def holders(prefix: str) -> dict[str, str]:
 def pending(prefix: str) -> list[str]:
     """Keys under `prefix` that are still to do (queued, running or abandoned)."""
     with engine().connect() as conn:
-        return list(conn.execute(select(JobLease.key).where(JobLease.key.startswith(prefix))).scalars())
+        return list(conn.execute(select(col(JobLease.key)).where(col(JobLease.key).startswith(prefix))).scalars())
 
 
 def orphans(grace_seconds: float) -> list[str]:
@@ -133,9 +138,9 @@ def orphans(grace_seconds: float) -> list[str]:
     cutoff = now - timedelta(seconds=grace_seconds)
     with engine().connect() as conn:
         rows = conn.execute(
-            select(JobLease.key, JobLease.claimed_at).where(
-                JobLease.lease_until < now,
-                (JobLease.heartbeat_at > EPOCH) | (JobLease.claimed_at < cutoff),
+            select(col(JobLease.key), col(JobLease.claimed_at)).where(
+                col(JobLease.lease_until) < now,
+                (col(JobLease.heartbeat_at) > EPOCH) | (col(JobLease.claimed_at) < cutoff),
             )
         ).all()
     taken = []
@@ -143,7 +148,9 @@ def orphans(grace_seconds: float) -> list[str]:
         for key, claimed_at in rows:
             marked = conn.execute(
                 update(JobLease)
-                .where(JobLease.key == key, JobLease.claimed_at == claimed_at, JobLease.lease_until < now)
+                .where(
+                    col(JobLease.key) == key, col(JobLease.claimed_at) == claimed_at, col(JobLease.lease_until) < now
+                )
                 .values(claimed_at=now, owner=UNOWNED, lease_until=EPOCH, heartbeat_at=EPOCH)
             ).rowcount
             if marked:

@@ -7,6 +7,7 @@ cache, with the same request hash. Failed calls are recorded but never served.
 from __future__ import annotations
 
 from sqlalchemy import insert, select
+from sqlmodel import col
 
 from storage.db import engine, session
 from storage.tables import LlmCall
@@ -19,8 +20,10 @@ def cached_call(digest: str) -> LlmCall | None:
     with session() as s:
         return (
             s.query(LlmCall)
-            .filter(LlmCall.request_hash == digest, LlmCall.error_type.is_(None), LlmCall.cached.is_(False))
-            .order_by(LlmCall.id.desc())
+            .filter(
+                col(LlmCall.request_hash) == digest, col(LlmCall.error_type).is_(None), col(LlmCall.cached).is_(False)
+            )
+            .order_by(col(LlmCall.id).desc())
             .first()
         )
 
@@ -32,10 +35,15 @@ def cached_replies(digests: set[str]) -> dict[str, dict]:
     with engine().connect() as conn:
         for start in range(0, len(wanted), CHUNK):
             rows = conn.execute(
-                select(LlmCall.request_hash, LlmCall.output, LlmCall.input_tokens, LlmCall.output_tokens).where(
-                    LlmCall.request_hash.in_(wanted[start : start + CHUNK]),
-                    LlmCall.error_type.is_(None),
-                    LlmCall.cached.is_(False),
+                select(
+                    col(LlmCall.request_hash),
+                    col(LlmCall.output),
+                    col(LlmCall.input_tokens),
+                    col(LlmCall.output_tokens),
+                ).where(
+                    col(LlmCall.request_hash).in_(wanted[start : start + CHUNK]),
+                    col(LlmCall.error_type).is_(None),
+                    col(LlmCall.cached).is_(False),
                 )
             )
             for row in rows:
@@ -50,12 +58,14 @@ def cached_replies(digests: set[str]) -> dict[str, dict]:
 def insert_call(values: dict) -> int:
     """Record one call; returns its id."""
     with engine().begin() as conn:
-        return int(conn.execute(insert(LlmCall).returning(LlmCall.id), [values]).scalar_one())
+        call_id = conn.execute(insert(LlmCall).returning(col(LlmCall.id)), [values]).scalar_one()
+    assert call_id is not None
+    return call_id
 
 
 def recent(limit: int = 50, source: str | None = None) -> list[LlmCall]:
     with session() as s:
         query = s.query(LlmCall)
         if source:
-            query = query.filter(LlmCall.source == source)
-        return list(query.order_by(LlmCall.id.desc()).limit(limit).all())
+            query = query.filter(col(LlmCall.source) == source)
+        return list(query.order_by(col(LlmCall.id).desc()).limit(limit).all())

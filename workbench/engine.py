@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from storage import execution
-from storage.tables import Run
+from storage.tables import PromptVersion, Run
 from workbench import guardrails, prompts, runs, templates
 from workbench.calls import call_values
 from workbench.llm import CallResult, ModelSpec, litellm_module, request_hash
@@ -78,7 +78,7 @@ class Progress:
 def _prepare(run: Run, work: list[WorkItem], rows: dict) -> list[tuple[WorkItem, str]]:
     """Render every item's messages up front; a render failure is that item's final error."""
     specs = runs.model_specs(run)
-    versions: dict[int, object] = {}
+    versions: dict[int, PromptVersion] = {}
     failures = []
     rows = _with_retrieval(run, rows, {item.row_id for item in work})
     for item in work:
@@ -92,7 +92,7 @@ def _prepare(run: Run, work: list[WorkItem], rows: dict) -> list[tuple[WorkItem,
             id=base.id,
             api_base=base.api_base,
             api_key=base.api_key,
-            params={**(version.params or {}), **base.params},  # type: ignore[attr-defined]
+            params={**(version.params or {}), **base.params},
             rpm=base.rpm,
         )
         item.row = rows.get(item.row_id, {})
@@ -150,7 +150,7 @@ async def execute_shard(
     run = runs.get_run(run_id)
     work = [WorkItem(*row) for row in execution.pending_items(run_id, shard, shards)]
     counts = execution.status_counts(run_id)
-    rows = execution.dataset_rows(run.dataset_version_id, {w.row_id for w in work}) if work else {}
+    rows = execution.dataset_rows(run.dataset_version_id or 0, {w.row_id for w in work}) if work else {}
     failures = _prepare(run, work, rows)
     progress = Progress(counts, float(run.spent_usd or 0.0))
     queue: asyncio.Queue = asyncio.Queue()
@@ -311,7 +311,10 @@ async def _writer(run_id: int, queue: asyncio.Queue, progress: Progress, on_prog
 
 def _write_batch(run_id: int, batch: list, progress: Progress) -> None:
     """One transaction per batch: calls (main and judge) inserted together, items updated."""
-    calls, owners, items, scores = [], [], [], []
+    calls: list[dict] = []
+    owners: list[int | None] = []
+    items: list[dict] = []
+    scores: list[dict] = []
     for index, entry in enumerate(batch):
         item, result = entry["item"], entry["result"]
         if result is not None:
