@@ -16,6 +16,15 @@ os.environ["WORKBENCH_PRELOAD"] = "0"  # pages must not start loading the embedd
 os.environ.setdefault("WORKBENCH_LEASE_SECONDS", "1.5")  # heartbeats (and cancels seen) every 0.5 s
 
 
+def pytest_configure(config):
+    """In CI the team-mode tests must run, never be skipped: `.ci/run` starts Redis and
+    PostgreSQL and sets these variables; a CI run without them is an error, not a pass."""
+    if os.environ.get("CI") == "true":
+        missing = [v for v in ("WORKBENCH_TEST_REDIS_URL", "WORKBENCH_TEST_POSTGRES_URL") if not os.environ.get(v)]
+        if missing:
+            raise pytest.UsageError(f"CI=true but {', '.join(missing)} unset: run the tests through .ci/run")
+
+
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API keeps an event loop running in the main thread
     for the session, which would break every later test that calls asyncio.run()."""

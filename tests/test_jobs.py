@@ -303,3 +303,40 @@ def test_cancel_of_a_queued_run_needs_no_worker(tmp_path):
         assert leases.pending(run_jobs.prefix(run_id)) == []
         assert worker.drain() == 1  # the queued message finds nothing to do
         assert srv.stats()["total_requests"] == 0
+
+
+REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set WORKBENCH_TEST_REDIS_URL (a scratch Redis) to run")
+
+
+@needs_redis
+def test_team_mode_queue_and_rate_limits_live_in_redis(tmp_path, monkeypatch):
+    """With WORKBENCH_QUEUE_URL=redis://..., jobs travel through Redis and a model's rpm counter is
+    shared by every process (each gets the full rate, not a share)."""
+    import asyncio
+
+    import redis
+
+    from workbench.jobs import queue
+    from workbench.models.rate import RateLimits
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    monkeypatch.setenv("WORKBENCH_QUEUE_URL", REDIS_URL)
+    assert queue.location() == REDIS_URL
+    with start_fake_server(delay_s=0.0) as srv:
+        run_id = create(config(srv, dataset(tmp_path, 10)))
+        run_jobs.submit(run_id)
+        assert queue.huey().pending_count() == 1
+        assert worker.drain() == 1
+        assert runs.get_run(run_id).status == "done" and srv.stats()["total_requests"] == 10
+
+    async def hits(limits: RateLimits, n: int) -> float:
+        started = time.monotonic()
+        for _ in range(n):
+            await limits.wait("redis-model", 600)
+        return time.monotonic() - started
+
+    first, second = RateLimits(share=0.5, scope="a"), RateLimits(share=0.5, scope="b")
+    assert first.shared and first.share == 1.0  # shared storage: the full rate, one counter
+    assert asyncio.run(hits(first, 10)) < 0.5  # the first 10 in this second go at once
+    assert asyncio.run(hits(second, 5)) >= 0.5  # the counter is shared: the next ones wait

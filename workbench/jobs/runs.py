@@ -10,6 +10,7 @@ last shard of a run is finished, the run's final status is decided from its stor
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
@@ -109,6 +110,10 @@ def execute_key(
             watch.start()
             try:
                 reason = asyncio.run(engine.execute_shard(run_id, shard, shards, stop=stop, on_progress=on_progress))
+            except Exception as exc:  # recorded on the run (errors are data); the shard is given up
+                logging.getLogger("workbench.jobs").exception("run %s shard %s failed", run_id, key)
+                runs.mark(run_id, error=f"{type(exc).__name__}: {exc}")
+                reason = "failed"
             finally:
                 if cancel.is_set():
                     reason = "cancelled"

@@ -35,7 +35,9 @@ class RateLimits:
         # counts this process only: it gets its share, under a key of its own.
         self.share = 1.0 if self.shared else share
         self.scope = "" if self.shared else scope
-        self.limiter = MovingWindowRateLimiter(storage_from_string(url))
+        # redis-py's asyncio client (a dependency already), not limits' default coredis
+        options = {} if url.startswith("async+memory") else {"implementation": "redispy"}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(url, **options))
         self._items: dict[float, object] = {}
 
     def _item(self, rpm: float):
