@@ -2,7 +2,7 @@
 
 The heartbeat runs in a thread of its own, never on the event loop that makes the calls, so a
 busy loop or a long scorer cannot make a live job look dead. It renews the lease well before it
-runs out (every third of its length); if a renewal finds the lease gone (it expired during a
+runs out (every third of its length, and at least every 2 s: a beat also notices a cancel); if a renewal finds the lease gone (it expired during a
 long stall and another worker took the job), it sets `lost`, and the job stops taking items.
 """
 
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from storage import leases
 
 LEASE_SECONDS_DEFAULT = 30.0
+BEAT_MAX_S = 2.0  # beats also carry a cancel to the job: at least this often
 
 
 def lease_seconds() -> float:
@@ -61,7 +62,7 @@ class Lease:
         return self
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
+        while not self._stop.wait(min(self.seconds / 3, BEAT_MAX_S)):
             try:
                 if not leases.renew(self.key, self.owner, self.seconds):
                     self.lost.set()
