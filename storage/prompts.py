@@ -11,7 +11,9 @@ from storage.upsert import insert_ignore, retrying, row_values
 
 
 def _get_or_create(s: Session, name: str, description: str | None) -> Prompt:
-    insert_ignore(s.connection(), Prompt.__table__, row_values(Prompt(name=name, description=description or "")), ["name"])
+    insert_ignore(
+        s.connection(), Prompt.__table__, row_values(Prompt(name=name, description=description or "")), ["name"]
+    )
     prompt = s.exec(select(Prompt).where(Prompt.name == name)).one()
     if description is not None and description != prompt.description:
         prompt.description = description
@@ -58,7 +60,13 @@ def listing() -> list[dict]:
     """Each prompt with its version count, latest version and {label: version number}, in two queries."""
     with session() as s:
         rows = s.exec(
-            select(Prompt.id, Prompt.name, Prompt.description, func.count(PromptVersion.id), func.max(PromptVersion.version))
+            select(
+                Prompt.id,
+                Prompt.name,
+                Prompt.description,
+                func.count(PromptVersion.id),
+                func.max(PromptVersion.version),
+            )
             .join(PromptVersion, PromptVersion.prompt_id == Prompt.id, isouter=True)
             .group_by(Prompt.id, Prompt.name, Prompt.description)
             .order_by(Prompt.name)
@@ -79,7 +87,9 @@ def listing() -> list[dict]:
 def versions(prompt_id: int) -> list[PromptVersion]:
     with session() as s:
         return list(
-            s.exec(select(PromptVersion).where(PromptVersion.prompt_id == prompt_id).order_by(PromptVersion.version)).all()
+            s.exec(
+                select(PromptVersion).where(PromptVersion.prompt_id == prompt_id).order_by(PromptVersion.version)
+            ).all()
         )
 
 
@@ -159,7 +169,9 @@ def label_events(prompt_id: int) -> list[tuple[LabelEvent, int | None, int]]:
         numbers = dict(
             s.exec(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt_id)).all()
         )
-        events = s.exec(select(LabelEvent).where(LabelEvent.prompt_id == prompt_id).order_by(LabelEvent.id.desc())).all()
+        events = s.exec(
+            select(LabelEvent).where(LabelEvent.prompt_id == prompt_id).order_by(LabelEvent.id.desc())
+        ).all()
     return [(e, numbers.get(e.from_version_id), numbers[e.to_version_id]) for e in events]
 
 

@@ -40,9 +40,7 @@ def upsert(conn: Connection, table: Table, values: dict, keys: list[str], update
     """Insert one row, or set the `update` columns of the row with the same `keys` (last writer wins)."""
     statement = _insert(conn, table).values(**values)
     excluded = statement.excluded
-    conn.execute(
-        statement.on_conflict_do_update(index_elements=keys, set_={name: excluded[name] for name in update})
-    )
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_={name: excluded[name] for name in update}))
 
 
 def retrying(work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
