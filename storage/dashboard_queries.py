@@ -23,8 +23,11 @@ week rows and only the days at its ends from day rows (see `_periods`): 91 days 
 13 weeks and a few days instead of 91 days.
 
 How they stay current. The ledger is append-only, so `refresh()` folds the rows with ids past
-`rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark; it runs
-before every read and costs a few index lookups when nothing is new. The one rewrite of past
+`rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark. Only the
+writers call it (the worker after a run's writes, `workbench serve` now and then, through
+`dashboard.refresh_rollups`); a read never does. A read that finds the rollups behind (`pending`)
+folds its scope's ledger rows and the changed runs into TEMPORARY rollups instead, exactly like a
+narrow page: exact figures, no write to the database. The one rewrite of past
 calls, a cost recompute, rebuilds that model's spend rollups in the same transaction
 (`rebuild_model`). Run summaries are recomputed per run when its stamp (status, heartbeat,
 finish) changed, while it is unfinished, or when it got new scores (re-scoring writes new ids).
@@ -240,6 +243,8 @@ class Rollups:
     version_model: Table | None = None
     latency_version: Table | None = None
     latency_fine: Table | None = None
+    run: Table = rollup_run
+    score: Table = rollup_score
 
     @property
     def rollups(self) -> tuple[Table, ...]:
@@ -290,6 +295,11 @@ NARROW = Rollups(
     ],
 )
 NARROW_TABLES = (NARROW.ledger, *NARROW.rollups)
+# Run summaries recomputed for a read while some runs changed since the last refresh.
+NARROW_RUNS = (
+    _temporary(rollup_run, rollup_run.columns, _narrow_meta),
+    _temporary(rollup_score, rollup_score.columns, _narrow_meta),
+)
 Index("narrow_llm_call_latency", NARROW.ledger.c.latency_ms)
 
 
@@ -561,11 +571,14 @@ def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
     return sorted(set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars()))
 
 
-def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
-    """Recompute the run summaries of `run_ids` from their items and scores."""
+def _fold_runs(
+    conn: Connection, run_ids: list[int], run: Table = rollup_run, score: Table = rollup_score, stamp: bool = True
+) -> None:
+    """Recompute the run summaries of `run_ids` from their items and scores (into `run` and `score`:
+    the stored rollups, or a read's temporary copies, which keep no stamps)."""
     is_guard = Score.scorer_name.startswith("guard_", autoescape=True)
     for chunk in _chunks(run_ids):
-        for table in (rollup_run, rollup_score, rollup_run_state):
+        for table in (run, score, rollup_run_state) if stamp else (run, score):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         guards = (
             select(Score.run_item_id, func.max(case((Score.passed.is_(False), 1), else_=0)).label("failed"))
@@ -577,7 +590,7 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
         blocked = and_(RunItem.status == "blocked", RunItem.error_type == "guardrail")
         keys = [RunItem.run_id, RunItem.prompt_version_id, RunItem.model]
         conn.execute(
-            rollup_run.insert().from_select(
+            run.insert().from_select(
                 [
                     "run_id",
                     "prompt_version_id",
@@ -604,7 +617,7 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
             )
         )
         conn.execute(
-            rollup_score.insert().from_select(
+            score.insert().from_select(
                 [
                     "run_id",
                     "prompt_version_id",
@@ -632,11 +645,32 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
                 .group_by(*keys, Score.scorer_name),
             )
         )
-        conn.execute(
-            rollup_run_state.insert().from_select(
-                ["run_id", "stamp"], select(Run.id, _run_stamp()).where(Run.id.in_(chunk))
+        if stamp:
+            conn.execute(
+                rollup_run_state.insert().from_select(
+                    ["run_id", "stamp"], select(Run.id, _run_stamp()).where(Run.id.in_(chunk))
+                )
             )
-        )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the stored rollups do not hold yet: ledger rows with ids in (mark, top], runs to re-fold."""
+
+    mark: int
+    top: int
+    runs: tuple[int, ...]
+
+    @property
+    def stale(self) -> bool:
+        return self.top > self.mark or bool(self.runs)
+
+
+def pending(conn: Connection) -> Pending:
+    """Read-only: how far the rollups are behind the ledger and the runs."""
+    marks = dict(conn.execute(select(rollup_state.c.name, rollup_state.c.last_id)).all())
+    top = conn.execute(select(func.max(call.c.id))).scalar() or 0
+    return Pending(marks["llm_call"], max(top, marks["llm_call"]), tuple(_dirty_runs(conn, marks["score"])))
 
 
 def refresh(engine: Engine) -> int:
@@ -776,13 +810,25 @@ def ledger_where(scope: Scope, ledger: Table = call) -> list:
     return where
 
 
-def build_narrow(conn: Connection, scope: Scope) -> Scope:
+def build_narrow(conn: Connection, scope: Scope, runs: tuple[int, ...] = ()) -> Scope:
     """Copy a narrow scope's calls (all of `scope`'s days; one pass over the ledger through its
     indexes) into temporary tables on this connection and fold them into temporary rollups;
-    returns the scope reading those. `drop_narrow` removes them."""
+    returns the scope reading those. `drop_narrow` removes them. With `runs` (runs changed since
+    the last refresh), the run summaries are read from temporary copies with those runs recomputed.
+    Only TEMPORARY tables are written: the database itself is not (no write lock is taken)."""
     drop_narrow(conn)
     for table in NARROW_TABLES:
         table.create(conn)
+    rollups = NARROW
+    if runs:
+        run, score = NARROW_RUNS
+        for temp, stored in ((run, rollup_run), (score, rollup_score)):
+            temp.create(conn)
+            conn.execute(
+                temp.insert().from_select(list(stored.c.keys()), select(stored).where(stored.c.run_id.not_in(runs)))
+            )
+        _fold_runs(conn, list(runs), run, score, stamp=False)
+        rollups = replace(NARROW, run=run, score=score)
     conn.execute(
         NARROW.ledger.insert().from_select(
             [*CALL_COLUMNS, "day", "bucket"],
@@ -793,11 +839,11 @@ def build_narrow(conn: Connection, scope: Scope) -> Scope:
         params(scope),
     )
     _fold_calls(conn, true(), into=NARROW)
-    return replace(scope, rollups=NARROW)
+    return replace(scope, rollups=rollups)
 
 
 def drop_narrow(conn: Connection) -> None:
-    for table in NARROW_TABLES:
+    for table in (*NARROW_TABLES, *NARROW_RUNS):
         table.drop(conn, checkfirst=True)
 
 
@@ -908,13 +954,13 @@ def _totals_statement(scope: Scope):
     ).subquery()
     items = (
         select(
-            func.sum(rollup_run.c.finished),
-            func.sum(rollup_run.c.blocked),
-            func.sum(rollup_run.c.guard_checked),
-            func.sum(rollup_run.c.guard_triggered),
+            func.sum(scope.rollups.run.c.finished),
+            func.sum(scope.rollups.run.c.blocked),
+            func.sum(scope.rollups.run.c.guard_checked),
+            func.sum(scope.rollups.run.c.guard_triggered),
         )
-        .select_from(rollup_run.join(Run, Run.id == rollup_run.c.run_id))
-        .where(*_runs(scope, rollup_run))
+        .select_from(scope.rollups.run.join(Run, Run.id == scope.rollups.run.c.run_id))
+        .where(*_runs(scope, scope.rollups.run))
         .subquery()
     )
     return select(ledger, items).select_from(ledger.join(items, true()))  # two one-row aggregates, one round trip
@@ -1181,7 +1227,7 @@ def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.
 
 
 def _quality_statement(scope: Scope):
-    s = rollup_score
+    s = scope.rollups.score
     keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
     return (
         select(
@@ -1267,15 +1313,24 @@ def calls_page(
     return rows, int(_tuples(conn, count, values)[0][0])
 
 
-def spend_between(conn: Connection, first_day: str, last_day: str) -> float:
-    """All spend on the days first_day..last_day (for budgets: no filters)."""
-    return float(
-        conn.execute(
-            select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
-                rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
+def spend_between(conn: Connection, first_day: str, last_day: str, mark: int | None = None) -> float:
+    """All spend on the days first_day..last_day (for budgets: no filters). With `mark` (the ledger id
+    the rollups hold), the spend of later ledger rows is read from the ledger and added: exact
+    without folding anything."""
+    spent = conn.execute(
+        select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
+            rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
+        )
+    ).scalar()
+    if mark is not None:
+        first = datetime.combine(date.fromisoformat(first_day), dtime(), UTC)
+        after = datetime.combine(date.fromisoformat(last_day), dtime(), UTC) + timedelta(days=1)
+        spent += conn.execute(
+            select(func.coalesce(func.sum(call.c.cost_usd), 0.0)).where(
+                call.c.id > mark, call.c.created_at >= first, call.c.created_at < after
             )
         ).scalar()
-    )
+    return float(spent)
 
 
 def prompt_choices(conn: Connection) -> dict[str, list[int]]:
@@ -1296,11 +1351,13 @@ def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
     ]
 
 
-def known_models(conn: Connection) -> list[str]:
+def known_models(conn: Connection, mark: int | None = None) -> list[str]:
+    """Every model in the rollups, and (with `mark`) in the ledger rows they do not hold yet."""
     weeks = rollup_call.c.day >= WEEK  # every model has week rows, and there are 7x fewer of them
-    return [
-        m for (m,) in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model))
-    ]
+    found = {m for (m,) in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct())}
+    if mark is not None:
+        found |= {m for (m,) in _tuples(conn, select(call.c.model).where(call.c.id > mark).distinct())}
+    return sorted(found)
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:
