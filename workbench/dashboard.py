@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 
 from storage import dashboard_queries as q
-from storage.db import engine, session
-from storage.tables import AppSetting, utcnow
+from storage import settings
+from storage.db import engine
 from workbench.errors import WorkbenchError
 
 SOURCES = ("playground", "run", "judge", "rag")
@@ -285,9 +285,7 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 
 def get_budget() -> dict | None:
-    with session() as s:
-        setting = s.get(AppSetting, BUDGET_KEY)
-        return setting.value if setting is not None and setting.value else None
+    return settings.get(BUDGET_KEY) or None
 
 
 def set_budget(usd: float | None, period: str = "month") -> None:
@@ -297,10 +295,7 @@ def set_budget(usd: float | None, period: str = "month") -> None:
     if usd is not None and float(usd) < 0:
         raise WorkbenchError("A budget cannot be negative.")
     value = {"usd": float(usd), "period": period} if usd else None
-    with session() as s:
-        setting = s.get(AppSetting, BUDGET_KEY) or AppSetting(key=BUDGET_KEY)
-        setting.value, setting.updated_at = value, utcnow()
-        s.add(setting)
+    settings.put(BUDGET_KEY, value)
 
 
 def budget_status(now: datetime | None = None) -> dict | None:
