@@ -54,6 +54,7 @@ Everything is SQLAlchemy Core and runs on SQLite and PostgreSQL; the dialect dif
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -87,6 +88,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
+from storage import db
 from storage.tables import LlmCall, Prompt, PromptVersion, Run, RunItem, Score, utcnow
 
 FINAL_RUN_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
@@ -673,10 +675,18 @@ def pending(conn: Connection) -> Pending:
     return Pending(marks["llm_call"], max(top, marks["llm_call"]), tuple(_dirty_runs(conn, marks["score"])))
 
 
-def refresh(engine: Engine) -> int:
+@contextmanager
+def connection():
+    """A connection to read panels on (reads on one connection see one ledger)."""
+    with db.engine().connect() as conn:
+        yield conn
+
+
+def refresh(engine: Engine | None = None) -> int:
     """Bring every rollup up to date; returns the ledger id they now cover (reads use it as a snapshot).
 
     A read-only look first: when nothing changed (the usual case) no write lock is taken."""
+    engine = engine or db.engine()
     with engine.connect() as conn:
         marks = dict(conn.execute(select(rollup_state.c.name, rollup_state.c.last_id)).all())
         top_call = conn.execute(select(func.max(call.c.id))).scalar() or 0

@@ -19,7 +19,6 @@ import pandas as pd
 
 from storage import dashboard_queries as q
 from storage import settings
-from storage.db import engine
 from workbench.errors import WorkbenchError
 
 SOURCES = ("playground", "run", "judge", "rag")
@@ -83,7 +82,7 @@ def refresh_rollups() -> int:
 
     The one dashboard function that writes. The worker calls it after a run's writes and
     `workbench serve` now and then; reads never do (they stay exact without it, only slower)."""
-    return q.refresh(engine())
+    return q.refresh()
 
 
 @contextmanager
@@ -95,7 +94,7 @@ def reading(filters: Filters, previous: bool = True):
     at once, into temporary rollups on this connection. So does any scope while the stored rollups
     are behind the ledger (calls or runs since the last `refresh_rollups`): the figures stay exact
     and only TEMPORARY tables are written, which takes no lock on the database."""
-    with engine().connect() as conn:
+    with q.connection() as conn:
         behind = q.pending(conn)
         scope = _scope(conn, filters, behind.top)
         before = _scope(conn, filters.previous(), behind.top) if previous else None
@@ -265,7 +264,7 @@ def calls_table(
 
 def filter_options() -> dict:
     """What the filters offer: models seen in the ledger, sources, prompts with versions, recent runs."""
-    with engine().connect() as conn:
+    with q.connection() as conn:
         return {
             "models": q.known_models(conn, q.pending(conn).mark),
             "sources": list(SOURCES),
@@ -311,7 +310,7 @@ def budget_status(now: datetime | None = None) -> dict | None:
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     elapsed_today = (now - datetime.combine(today, datetime.min.time())).total_seconds() / 86400
     week_start = today - timedelta(days=6)
-    with engine().connect() as conn:  # the rollups as they are, plus the ledger rows they do not hold yet
+    with q.connection() as conn:  # the rollups as they are, plus the ledger rows they do not hold yet
         mark = q.pending(conn).mark
         spent_today = q.spend_between(conn, today.isoformat(), today.isoformat(), mark)
         month_to_date = q.spend_between(conn, month_start.isoformat(), today.isoformat(), mark)

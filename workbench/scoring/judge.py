@@ -13,8 +13,8 @@ import asyncio
 
 from workbench import templates
 from workbench.llm import CallResult, ModelSpec, acall_with_retries, request_hash
-from workbench.scoring import ScoreContext, ScoreResult, register
 from workbench.scoring.judge_parse import JudgeParseError, parse_judge_reply, weighted_score_from_logprobs
+from workbench.scoring.registry import ScoreContext, ScoreResult, register
 
 DEFAULT_JUDGE_MODEL = "local/smollm2"
 
