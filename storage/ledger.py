@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from storage.db import engine
-from storage.tables import LlmCall
+from storage.tables import LlmCall, Run, Score
 
 
 def totals() -> dict:
@@ -13,3 +13,14 @@ def totals() -> dict:
     with engine().connect() as conn:
         calls, spend = conn.execute(select(func.count(), func.coalesce(func.sum(LlmCall.cost_usd), 0.0))).one()
     return {"calls": calls, "spend_usd": float(spend)}
+
+
+def stamp() -> tuple:
+    """What changes whenever a figure computed from calls, runs or scores can change: the database,
+    the newest call, score and run, and the latest heartbeat and finish of any run. Cheap (maxima on
+    keys and a small table), so pages can key cached reads on it."""
+    with engine().connect() as conn:
+        calls = conn.execute(select(func.max(LlmCall.id))).scalar()
+        scores = conn.execute(select(func.max(Score.id))).scalar()
+        runs = conn.execute(select(func.max(Run.id), func.max(Run.heartbeat_at), func.max(Run.finished_at))).one()
+    return (str(engine().url), calls, scores, *[str(value) for value in runs])

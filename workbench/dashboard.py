@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 
 from storage import dashboard_queries as q
-from storage import settings
+from storage import ledger, settings
 from workbench.errors import WorkbenchError
 
 SOURCES = ("playground", "run", "judge", "rag")
@@ -75,6 +75,11 @@ def _scope(conn, filters: Filters, upto: int) -> q.Scope:
             run_id=filters.run_id,
         )
     )
+
+
+def data_stamp() -> tuple:
+    """Changes whenever any dashboard figure can: what pages key their cached reads on."""
+    return ledger.stamp()
 
 
 def refresh_rollups() -> int:

@@ -8,7 +8,7 @@ promotion) and `cli`. The public names are all here, so callers write `compare.c
 
 from __future__ import annotations
 
-from workbench.compare.alignment import load, pick_variant, variants
+from workbench.compare.alignment import data_stamp, load, pick_variant, variants
 from workbench.compare.cli import add_cli, cmd_compare
 from workbench.compare.pairwise import (
     PAIRWISE_TEMPLATE,
@@ -38,6 +38,7 @@ __all__ = [
     "cmd_compare",
     "compare",
     "cost_latency",
+    "data_stamp",
     "flaky_rows",
     "get_saved",
     "leader",

@@ -13,9 +13,16 @@ import json
 from dataclasses import asdict
 
 from storage import comparisons as repo
+from storage import ledger
 from storage import runs as run_repo
 from workbench.compare.result import NOT_INPUT, Metric, Result, Variant
 from workbench.errors import NotFound, WorkbenchError
+
+
+def data_stamp() -> tuple:
+    """Changes whenever a comparison's figures can (new calls, scores, runs, finished items): what the
+    Compare page keys its cached statistics on, so a widget click does not recompute them."""
+    return ledger.stamp()
 
 
 def _run_ids(run_ids) -> list[int]:
