@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, insert
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.db import session
 from storage.tables import Dataset, DatasetRow, DatasetVersion
@@ -31,7 +31,7 @@ def save_version(
             latest = s.exec(
                 select(DatasetVersion)
                 .where(DatasetVersion.dataset_id == dataset.id)
-                .order_by(DatasetVersion.version.desc())
+                .order_by(col(DatasetVersion.version).desc())
             ).first()
             if latest is not None and latest.content_hash == fields["content_hash"]:
                 return latest, False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.db import session
 from storage.tables import LabelEvent, Prompt, PromptLabel, PromptVersion, utcnow
@@ -29,7 +29,9 @@ def save_version(name: str, description: str | None, fields: dict) -> tuple[Prom
         with session() as s:
             prompt = _get_or_create(s, name, description)
             latest = s.exec(
-                select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.version.desc())
+                select(PromptVersion)
+                .where(PromptVersion.prompt_id == prompt.id)
+                .order_by(col(PromptVersion.version).desc())
             ).first()
             if latest is not None and latest.content_hash == fields["content_hash"]:
                 return latest, False
@@ -96,7 +98,9 @@ def versions(prompt_id: int) -> list[PromptVersion]:
 def latest_version(prompt_id: int) -> PromptVersion | None:
     with session() as s:
         return s.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt_id).order_by(PromptVersion.version.desc())
+            select(PromptVersion)
+            .where(PromptVersion.prompt_id == prompt_id)
+            .order_by(col(PromptVersion.version).desc())
         ).first()
 
 
@@ -116,7 +120,7 @@ def versions_by_id(version_ids: list[int]) -> dict[int, PromptVersion]:
     if not version_ids:
         return {}
     with session() as s:
-        return {v.id: v for v in s.exec(select(PromptVersion).where(PromptVersion.id.in_(version_ids))).all()}
+        return {v.id: v for v in s.exec(select(PromptVersion).where(col(PromptVersion.id).in_(version_ids))).all()}
 
 
 def labels(prompt_id: int) -> dict[str, int]:
@@ -170,7 +174,7 @@ def label_events(prompt_id: int) -> list[tuple[LabelEvent, int | None, int]]:
             s.exec(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt_id)).all()
         )
         events = s.exec(
-            select(LabelEvent).where(LabelEvent.prompt_id == prompt_id).order_by(LabelEvent.id.desc())
+            select(LabelEvent).where(LabelEvent.prompt_id == prompt_id).order_by(col(LabelEvent.id).desc())
         ).all()
     return [(e, numbers.get(e.from_version_id), numbers[e.to_version_id]) for e in events]
 

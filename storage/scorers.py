@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.db import session
 from storage.tables import Scorer
@@ -22,7 +22,7 @@ def save_version(name: str, type_: str, config: dict, note: str = "") -> tuple[S
 
     def attempt() -> tuple[Scorer, bool]:
         with session() as s:
-            latest = s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version.desc())).first()
+            latest = s.exec(select(Scorer).where(col(Scorer.name) == name).order_by(col(Scorer.version).desc())).first()
             if latest is not None and _same(latest.config, config):
                 return latest, False
             row = Scorer(name=name, version=(latest.version + 1) if latest else 1, type=type_, config=config, note=note)
@@ -48,7 +48,7 @@ def latest_each() -> list[Scorer]:
 
 def versions(name: str) -> list[Scorer]:
     with session() as s:
-        return list(s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version)).all())
+        return list(s.exec(select(Scorer).where(col(Scorer.name) == name).order_by(Scorer.version)).all())
 
 
 def count_rows() -> int:

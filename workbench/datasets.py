@@ -493,7 +493,7 @@ def list_datasets() -> list[dict]:
 
 def versions(name: str) -> list[DatasetVersion]:
     dataset = repo.find(name)
-    if dataset is None:
+    if dataset is None or dataset.id is None:
         raise NotFound(f"No dataset named {name!r}.")
     return repo.versions(dataset.id)
 

@@ -138,12 +138,18 @@ def get_prompt(name: str) -> Prompt:
     return prompt
 
 
+def _prompt_id(name: str) -> int:
+    prompt = get_prompt(name)
+    assert prompt.id is not None  # stored rows have ids
+    return prompt.id
+
+
 def versions(name: str) -> list[PromptVersion]:
-    return repo.versions(get_prompt(name).id)
+    return repo.versions(_prompt_id(name))
 
 
 def get_version(name: str, version: int) -> PromptVersion:
-    found = repo.version(get_prompt(name).id, version)
+    found = repo.version(_prompt_id(name), version)
     if found is None:
         raise NotFound(f"Prompt {name!r} has no version {version}.")
     return found
@@ -165,7 +171,7 @@ def prompt_name_of(version: PromptVersion) -> str:
 
 def labels_of(name: str) -> dict[str, int]:
     """{label: version number} for one prompt."""
-    return repo.labels(get_prompt(name).id)
+    return repo.labels(_prompt_id(name))
 
 
 def set_label(name: str, label: str, version: int, evidence: str = "", author: str | None = None) -> None:
@@ -174,6 +180,7 @@ def set_label(name: str, label: str, version: int, evidence: str = "", author: s
     if not label or "@" in label or label.isdigit():
         raise WorkbenchError("A label is a word such as 'production' or 'staging'.")
     target = get_version(name, version)
+    assert target.id is not None
     repo.move_label(target.prompt_id, label, target.id, author or config.author(), evidence)
 
 
@@ -187,7 +194,7 @@ def label_history(name: str) -> list[dict]:
             "author": e.author,
             "evidence": e.evidence,
         }
-        for e, from_number, to_number in repo.label_events(get_prompt(name).id)
+        for e, from_number, to_number in repo.label_events(_prompt_id(name))
     ]
 
 
@@ -196,7 +203,7 @@ def resolve(ref: str) -> PromptVersion:
     name, _, which = ref.partition("@")
     name, which = name.strip(), which.strip()
     if not which:
-        latest = repo.latest_version(get_prompt(name).id)
+        latest = repo.latest_version(_prompt_id(name))
         if latest is None:
             raise NotFound(f"Prompt {name!r} has no versions.")
         return latest

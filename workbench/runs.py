@@ -214,6 +214,7 @@ def create_run(plan: RunPlan) -> int:
         use_cache=plan.use_cache,
         repeat=plan.repeat,
     )
+    assert plan.dataset_version.id is not None
     row_ids = dataset_repo.row_ids(plan.dataset_version.id, plan.limit)
     items = [
         {
@@ -299,10 +300,11 @@ def progress(run_id: int) -> dict:
 
 def list_runs(limit: int = 50) -> list[dict]:
     runs = repo.latest(limit)
-    counts = repo.progress_counts([run.id for run in runs])
+    counts = repo.progress_counts([run.id for run in runs if run.id is not None])
     out = []
     for run in runs:
-        p = _progress(counts[run.id]["items"], counts[run.id]["calls"])
+        found = counts[run.id or 0]
+        p = _progress(found["items"], found["calls"])
         out.append(
             {
                 "id": run.id,

@@ -61,4 +61,5 @@ def expand(configs: list) -> list[dict]:
 
 def version_ids(configs: list[dict]) -> list[int]:
     """The scorer version for each config, recording inline configs as versions when new."""
-    return [save(scorer_name(c), {k: v for k, v in c.items() if k != "name"})[0].id for c in configs]
+    ids = [save(scorer_name(c), {k: v for k, v in c.items() if k != "name"})[0].id for c in configs]
+    return [i for i in ids if i is not None]
