@@ -247,6 +247,7 @@ class Rollups:
     latency_fine: Table | None = None
     run: Table = rollup_run
     score: Table = rollup_score
+    delta: bool = False  # also read the DELTA rollups: ledger rows the stored ones do not hold yet
 
     @property
     def rollups(self) -> tuple[Table, ...]:
@@ -263,9 +264,9 @@ class Rollups:
         return tuple(dict.fromkeys(t for t in tables if t is not None))
 
 
-def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
+def _temporary(table: Table, columns, meta: MetaData, *extra: Column, prefix: str = "narrow_") -> Table:
     return Table(
-        f"narrow_{table.name}",
+        f"{prefix}{table.name}",
         meta,
         *[Column(c.name, c.type, primary_key=c.primary_key) for c in columns],
         *extra,
@@ -297,6 +298,16 @@ NARROW = Rollups(
     ],
 )
 NARROW_TABLES = (NARROW.ledger, *NARROW.rollups)
+# A read while the stored rollups are behind the ledger folds just the newer rows into these
+# (temporary, day rows only are read) and every panel reads stored rows UNION ALL delta rows.
+DELTA_OF = {t.name: _temporary(t, t.columns, _narrow_meta, prefix="delta_") for t in STORED.rollups}
+DELTA = Rollups(call, *[DELTA_OF[t.name] for t in (rollup_call, rollup_version, rollup_latency, rollup_latency_cum)])
+DELTA = replace(
+    DELTA,
+    version_model=DELTA_OF[rollup_version_model.name],
+    latency_version=DELTA_OF[rollup_latency_version.name],
+    latency_fine=DELTA_OF[rollup_latency_fine.name],
+)
 # Run summaries recomputed for a read while some runs changed since the last refresh.
 NARROW_RUNS = (
     _temporary(rollup_run, rollup_run.columns, _narrow_meta),
@@ -677,9 +688,26 @@ def pending(conn: Connection) -> Pending:
 
 @contextmanager
 def connection():
-    """A connection to read panels on (reads on one connection see one ledger)."""
+    """A connection for a few reads."""
     with db.engine().connect() as conn:
         yield conn
+
+
+@contextmanager
+def snapshot():
+    """A connection whose reads all see one state of the database, so the stored rollups, the mark
+    and the ledger rows past it agree (SQLite: one read transaction, begun here because the driver
+    only begins before writes; PostgreSQL: REPEATABLE READ). It ends in a rollback: temporary tables
+    made on it go away, and nothing is ever committed to the database."""
+    with db.engine().connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 def refresh(engine: Engine | None = None) -> int:
@@ -829,16 +857,7 @@ def build_narrow(conn: Connection, scope: Scope, runs: tuple[int, ...] = ()) -> 
     drop_narrow(conn)
     for table in NARROW_TABLES:
         table.create(conn)
-    rollups = NARROW
-    if runs:
-        run, score = NARROW_RUNS
-        for temp, stored in ((run, rollup_run), (score, rollup_score)):
-            temp.create(conn)
-            conn.execute(
-                temp.insert().from_select(list(stored.c.keys()), select(stored).where(stored.c.run_id.not_in(runs)))
-            )
-        _fold_runs(conn, list(runs), run, score, stamp=False)
-        rollups = replace(NARROW, run=run, score=score)
+    rollups = _with_runs(conn, NARROW, runs)
     conn.execute(
         NARROW.ledger.insert().from_select(
             [*CALL_COLUMNS, "day", "bucket"],
@@ -852,8 +871,36 @@ def build_narrow(conn: Connection, scope: Scope, runs: tuple[int, ...] = ()) -> 
     return replace(scope, rollups=rollups)
 
 
+def _with_runs(conn: Connection, rollups: Rollups, runs: tuple[int, ...]) -> Rollups:
+    """`rollups` reading run summaries from temporary copies with `runs` recomputed (when there are any)."""
+    if not runs:
+        return rollups
+    run, score = NARROW_RUNS
+    for temp, stored in ((run, rollup_run), (score, rollup_score)):
+        temp.create(conn)
+        conn.execute(
+            temp.insert().from_select(list(stored.c.keys()), select(stored).where(stored.c.run_id.not_in(runs)))
+        )
+    _fold_runs(conn, list(runs), run, score, stamp=False)
+    return replace(rollups, run=run, score=score)
+
+
+def build_delta(conn: Connection, scope: Scope, behind: Pending) -> Scope:
+    """A stored scope that also reads what the stored rollups do not hold yet: ledger rows with ids in
+    (mark, top] folded into temporary DELTA rollups, and the changed runs recomputed into temporary
+    run summaries. Writes only TEMPORARY tables; `drop_narrow` removes them."""
+    drop_narrow(conn)
+    rollups = scope.rollups
+    if behind.top > behind.mark:
+        for table in DELTA.rollups:
+            table.create(conn)
+        _fold_calls(conn, and_(call.c.id > behind.mark, call.c.id <= behind.top), into=DELTA)
+        rollups = replace(rollups, delta=True)
+    return replace(scope, rollups=_with_runs(conn, rollups, behind.runs))
+
+
 def drop_narrow(conn: Connection) -> None:
-    for table in (*NARROW_TABLES, *NARROW_RUNS):
+    for table in (*NARROW_TABLES, *NARROW_RUNS, *DELTA.rollups):
         table.drop(conn, checkfirst=True)
 
 
@@ -900,6 +947,9 @@ def _rows(table, scope: Scope, columns=None, weeks: bool = True):
     columns = [table.c[name] for name in columns] if columns else list(table.c)
     periods = range(len(_periods(scope))) if weeks else [None]
     parts = [select(*columns).where(*_keys_where(table, scope, period)) for period in periods]
+    if scope.rollups.delta:  # the newer ledger rows' day rows (their weeks are not in the stored week rows)
+        delta = DELTA_OF[table.name]
+        parts.append(select(*[delta.c[c.name] for c in columns]).where(*_keys_where(delta, scope, None)))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
@@ -1230,7 +1280,7 @@ def _day_quantile_statement(scope: Scope, quantile: float):
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
     """One quantile per day and model. Without a source filter it is read straight off the stored
     running counts of each (day, model) histogram."""
-    if scope.sources or "cum" not in scope.rollups.latency_cum.c:
+    if scope.sources or "cum" not in scope.rollups.latency_cum.c or scope.rollups.delta:
         return _histogram_quantiles(conn, ("day histogram",), scope, ["day", "model"], [quantile], weeks=False)
     statement = _prepared(("day quantile", quantile, shape(scope)), lambda: _day_quantile_statement(scope, quantile))
     return _dicts(conn, statement, params(scope))

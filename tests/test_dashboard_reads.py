@@ -74,3 +74,20 @@ def test_budget_status_with_nothing_new_writes_nothing():
     for _ in range(3):
         assert dashboard.budget_status(datetime(2025, 3, 10, 12, tzinfo=UTC))["spent"] == pytest.approx(0.5)
     assert watch.version() == before
+
+
+def test_a_writer_is_not_blocked_while_a_read_is_open(two_runs):  # noqa: F811
+    """The read's snapshot and its temporary rollups take no lock a writer would wait for."""
+    dashboard.refresh_rollups()
+    add_calls({"cost_usd": 1.0})  # the read below folds this newer row into temporary rollups
+    with dashboard.reading(THIS_PERIOD) as (conn, scope, _):
+        assert scope.rollups.delta
+        writer = sqlite3.connect(db.engine().url.database, timeout=0.5)
+        writer.execute(
+            "INSERT INTO llm_call (created_at, source, model, request_hash, messages, params, cached, attempts)"
+            " VALUES ('2025-03-10 12:00:00', 'playground', 'm/a', 'h', '[]', '{}', 0, 1)"
+        )
+        writer.commit()
+        writer.close()
+        assert q.totals(conn, scope)[0]["calls"] == 5  # the snapshot: the writer's row is not in it
+    assert dashboard.view(THIS_PERIOD).figures["calls"]["value"] == 6

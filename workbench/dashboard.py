@@ -96,24 +96,23 @@ def reading(filters: Filters, previous: bool = True):
     without writing to the database.
 
     A narrow scope (a run, or a prompt with a source) first folds its own ledger rows, both periods
-    at once, into temporary rollups on this connection. So does any scope while the stored rollups
-    are behind the ledger (calls or runs since the last `refresh_rollups`): the figures stay exact
-    and only TEMPORARY tables are written, which takes no lock on the database."""
-    with q.connection() as conn:
+    at once, into temporary rollups on this connection. Any other scope reads the stored rollups,
+    plus, while they are behind (calls or runs since the last `refresh_rollups`), temporary rollups
+    of just the newer ledger rows and the changed runs: exact figures, and only TEMPORARY tables are
+    written, which takes no lock on the database."""
+    with q.snapshot() as conn:
         behind = q.pending(conn)
         scope = _scope(conn, filters, behind.top)
         before = _scope(conn, filters.previous(), behind.top) if previous else None
-        fold_here = scope.narrow or behind.stale
-        if fold_here:
+        if scope.narrow:
             built = q.build_narrow(conn, replace(scope, first_day=(before or scope).first_day), behind.runs)
-            scope = replace(scope, rollups=built.rollups)
-            before = before and replace(before, rollups=built.rollups)
-        try:
-            yield conn, scope, before
-        finally:
-            if fold_here:
-                q.drop_narrow(conn)
-                conn.commit()
+        elif behind.stale:
+            built = q.build_delta(conn, scope, behind)
+        else:
+            built = scope
+        scope = replace(scope, rollups=built.rollups)
+        before = before and replace(before, rollups=built.rollups)
+        yield conn, scope, before
 
 
 # --- headline figures ---------------------------------------------------------------------------
