@@ -26,8 +26,10 @@ How they stay current. The ledger is append-only, so `refresh()` folds the rows 
 `rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark. Only the
 writers call it (the worker after a run's writes, `workbench serve` now and then, through
 `dashboard.refresh_rollups`); a read never does. A read that finds the rollups behind (`pending`)
-folds its scope's ledger rows and the changed runs into TEMPORARY rollups instead, exactly like a
-narrow page: exact figures, no write to the database. The one rewrite of past
+folds just the ledger rows past the mark into TEMPORARY `delta_` rollups (day rows) and recomputes
+the changed runs into temporary run summaries (`build_delta`); every panel then reads the stored
+rows UNION ALL the delta rows, all inside one read snapshot (`snapshot`) that ends in a rollback:
+exact figures, and no write to the database. The one rewrite of past
 calls, a cost recompute, rebuilds that model's spend rollups in the same transaction
 (`rebuild_model`). Run summaries are recomputed per run when its stamp (status, heartbeat,
 finish) changed, while it is unfinished, or when it got new scores (re-scoring writes new ids).
