@@ -1,5 +1,5 @@
-"""Two registrations of the same new dataset file, or the same scorer config, at once: both succeed
-with one row (threads of one process, and two processes)."""
+"""Two registrations of the same new dataset file, the same scorer config or prompt, a label move, a
+price and a setting, at once: both succeed with one row (threads of one process, and two processes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import threading
 from sqlalchemy import func, select
 
 from storage.db import engine
-from storage.tables import Dataset, DatasetVersion, Scorer
+from storage.tables import (
+    AppSetting,
+    Dataset,
+    DatasetVersion,
+    LabelEvent,
+    ModelPrice,
+    Prompt,
+    PromptLabel,
+    PromptVersion,
+    Scorer,
+)
 from tests import race_workers
 
 ROUNDS = 10
@@ -34,11 +44,15 @@ def _check(results: list[tuple]) -> None:
         assert len(pair) == 2
         assert pair[0][2] == pair[1][2], "both registrations return the one dataset version"
         assert pair[0][3] == pair[1][3], "both saves return the one scorer version"
+        assert pair[0][5] == pair[1][5], "both saves return the one prompt version"
     with engine().connect() as conn:
         assert conn.execute(select(func.count()).select_from(Dataset)).scalar() == ROUNDS
         assert conn.execute(select(func.count()).select_from(DatasetVersion)).scalar() == ROUNDS
         assert conn.execute(select(func.count()).select_from(Scorer)).scalar() == ROUNDS
         assert conn.execute(select(func.max(DatasetVersion.version))).scalar() == 1
+        for table in (Prompt, PromptVersion, PromptLabel, LabelEvent, ModelPrice):
+            assert conn.execute(select(func.count()).select_from(table)).scalar() == ROUNDS, table
+        assert conn.execute(select(func.count()).select_from(AppSetting)).scalar() == 1
 
 
 def test_two_threads_register_the_same_new_dataset_and_scorer(tmp_path, workbench_home):
