@@ -186,3 +186,23 @@ def counts() -> dict:
             "prompts": s.exec(select(func.count()).select_from(Prompt)).one(),
             "versions": s.exec(select(func.count()).select_from(PromptVersion)).one(),
         }
+
+
+def latest_versions() -> list[tuple[str, PromptVersion]]:
+    """(prompt name, its latest version) for every prompt with a version, by name, in one query."""
+    newest = (
+        select(PromptVersion.prompt_id, func.max(PromptVersion.version).label("version"))
+        .group_by(col(PromptVersion.prompt_id))
+        .subquery()
+    )
+    with session() as s:
+        rows = s.exec(
+            select(Prompt.name, PromptVersion)
+            .join(PromptVersion, col(PromptVersion.prompt_id) == Prompt.id)
+            .join(
+                newest,
+                (newest.c.prompt_id == PromptVersion.prompt_id) & (newest.c.version == PromptVersion.version),
+            )
+            .order_by(col(Prompt.name))
+        ).all()
+    return [(name, version) for name, version in rows]

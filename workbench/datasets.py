@@ -550,15 +550,14 @@ def resolve_for_run(ref: str, base_dir: str | None = None) -> DatasetVersion:
 
 def prompt_coverage(columns: list[str]) -> list[dict]:
     """For each prompt's latest version: does a dataset with these columns satisfy its variables?"""
-    from workbench import prompts
+    from storage import prompts as prompt_repo
 
     out = []
-    for entry in prompts.list_prompts():
-        version = prompts.get_version(entry["name"], entry["latest"])
+    for name, version in prompt_repo.latest_versions():
         missing = [v for v in version.variables if v not in columns]
         out.append(
             {
-                "prompt": entry["name"],
+                "prompt": name,
                 "version": version.version,
                 "variables": ", ".join(version.variables),
                 "ok": not missing,
