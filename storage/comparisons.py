@@ -24,23 +24,23 @@ def variants(run_ids: list[int]) -> list[tuple]:
     """(run id, prompt version id, model, prompt name, version, the version's model, dataset version id,
     dataset name, dataset version, items) for every combination in these runs."""
     columns = (
-        RunItem.run_id,
-        RunItem.prompt_version_id,
-        RunItem.model,
-        Prompt.name,
-        PromptVersion.version,
-        PromptVersion.model,
-        Run.dataset_version_id,
-        Dataset.name,
-        DatasetVersion.version,
+        col(RunItem.run_id),
+        col(RunItem.prompt_version_id),
+        col(RunItem.model),
+        col(Prompt.name),
+        col(PromptVersion.version),
+        col(PromptVersion.model),
+        col(Run.dataset_version_id),
+        col(Dataset.name),
+        col(DatasetVersion.version),
     )
     query = (
         select(*columns, func.count(col(RunItem.id)))
-        .join(PromptVersion, col(PromptVersion.id) == RunItem.prompt_version_id)
-        .join(Prompt, col(Prompt.id) == PromptVersion.prompt_id)
-        .join(Run, col(Run.id) == RunItem.run_id)
-        .join(DatasetVersion, col(DatasetVersion.id) == Run.dataset_version_id, isouter=True)
-        .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id, isouter=True)
+        .join(PromptVersion, col(PromptVersion.id) == col(RunItem.prompt_version_id))
+        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
+        .join(Run, col(Run.id) == col(RunItem.run_id))
+        .join(DatasetVersion, col(DatasetVersion.id) == col(Run.dataset_version_id), isouter=True)
+        .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id), isouter=True)
         .where(col(RunItem.run_id).in_(run_ids))
         .group_by(*columns)
     )
@@ -54,27 +54,27 @@ def items(run_ids: list[int]) -> list[tuple]:
     input tokens, output tokens, call error)."""
     query = (
         select(
-            RunItem.id,
-            RunItem.run_id,
-            RunItem.prompt_version_id,
-            RunItem.model,
-            RunItem.repeat,
-            RunItem.status,
-            RunItem.error,
-            DatasetRow.row_key,
-            DatasetRow.data,
-            DatasetRow.dataset_version_id,
-            LlmCall.model,
-            LlmCall.output,
-            LlmCall.latency_ms,
-            LlmCall.cost_usd,
-            LlmCall.cached,
-            LlmCall.input_tokens,
-            LlmCall.output_tokens,
-            LlmCall.error,
+            col(RunItem.id),
+            col(RunItem.run_id),
+            col(RunItem.prompt_version_id),
+            col(RunItem.model),
+            col(RunItem.repeat),
+            col(RunItem.status),
+            col(RunItem.error),
+            col(DatasetRow.row_key),
+            col(DatasetRow.data),
+            col(DatasetRow.dataset_version_id),
+            col(LlmCall.model),
+            col(LlmCall.output),
+            col(LlmCall.latency_ms),
+            col(LlmCall.cost_usd),
+            col(LlmCall.cached),
+            col(LlmCall.input_tokens),
+            col(LlmCall.output_tokens),
+            col(LlmCall.error),
         )
-        .join(DatasetRow, col(DatasetRow.id) == RunItem.dataset_row_id)
-        .join(LlmCall, col(LlmCall.id) == RunItem.call_id, isouter=True)
+        .join(DatasetRow, col(DatasetRow.id) == col(RunItem.dataset_row_id))
+        .join(LlmCall, col(LlmCall.id) == col(RunItem.call_id), isouter=True)
         .where(col(RunItem.run_id).in_(run_ids))
         .order_by(col(RunItem.run_id), col(DatasetRow.position), col(RunItem.repeat), col(RunItem.id))
     )
@@ -85,8 +85,8 @@ def items(run_ids: list[int]) -> list[tuple]:
 def scores(run_ids: list[int]) -> list[tuple]:
     """(item id, scorer, value, passed, error) of these runs' items, oldest first."""
     query = (
-        select(Score.run_item_id, Score.scorer_name, Score.value, Score.passed, Score.error)
-        .join(RunItem, col(RunItem.id) == Score.run_item_id)
+        select(col(Score.run_item_id), col(Score.scorer_name), col(Score.value), col(Score.passed), col(Score.error))
+        .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
         .where(col(RunItem.run_id).in_(run_ids))
         .order_by(col(Score.id))
     )

@@ -89,6 +89,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
+from sqlmodel import col
 
 from storage import db
 from storage.tables import LlmCall, Prompt, PromptVersion, Run, RunItem, Score, utcnow
@@ -578,11 +579,11 @@ def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
             or_(
                 rollup_run_state.c.stamp.is_(None),
                 rollup_run_state.c.stamp != _run_stamp(),
-                Run.status.not_in(FINAL_RUN_STATUSES),
+                col(Run.status).not_in(FINAL_RUN_STATUSES),
             )
         )
     )
-    rescored = select(RunItem.run_id).join(Score, Score.run_item_id == RunItem.id).where(Score.id > score_mark)
+    rescored = select(RunItem.run_id).join(Score, Score.run_item_id == RunItem.id).where(col(Score.id) > score_mark)
     return sorted(set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars()))
 
 
@@ -591,14 +592,14 @@ def _fold_runs(
 ) -> None:
     """Recompute the run summaries of `run_ids` from their items and scores (into `run` and `score`:
     the stored rollups, or a read's temporary copies, which keep no stamps)."""
-    is_guard = Score.scorer_name.startswith("guard_", autoescape=True)
+    is_guard = col(Score.scorer_name).startswith("guard_", autoescape=True)
     for chunk in _chunks(run_ids):
         for table in (run, score, rollup_run_state) if stamp else (run, score):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         guards = (
-            select(Score.run_item_id, func.max(case((Score.passed.is_(False), 1), else_=0)).label("failed"))
+            select(Score.run_item_id, func.max(case((col(Score.passed).is_(False), 1), else_=0)).label("failed"))
             .join(RunItem, RunItem.id == Score.run_item_id)
-            .where(RunItem.run_id.in_(chunk), is_guard)
+            .where(col(RunItem.run_id).in_(chunk), is_guard)
             .group_by(Score.run_item_id)
             .subquery()
         )
@@ -620,14 +621,14 @@ def _fold_runs(
                 select(
                     *keys,
                     func.count(),
-                    func.sum(case((RunItem.status.in_(("done", "error", "blocked")), 1), else_=0)),
+                    func.sum(case((col(RunItem.status).in_(("done", "error", "blocked")), 1), else_=0)),
                     func.sum(case((RunItem.status == "error", 1), else_=0)),
                     func.sum(case((RunItem.status == "blocked", 1), else_=0)),
                     func.sum(case((or_(guards.c.run_item_id.is_not(None), blocked), 1), else_=0)),
                     func.sum(case((or_(guards.c.failed == 1, blocked), 1), else_=0)),
                 )
                 .outerjoin(guards, guards.c.run_item_id == RunItem.id)
-                .where(RunItem.run_id.in_(chunk))
+                .where(col(RunItem.run_id).in_(chunk))
                 .group_by(*keys),
             )
         )
@@ -652,18 +653,18 @@ def _fold_runs(
                     func.count(Score.value),
                     func.coalesce(func.sum(Score.value), 0.0),
                     func.count(Score.passed),
-                    func.sum(case((Score.passed.is_(True), 1), else_=0)),
+                    func.sum(case((col(Score.passed).is_(True), 1), else_=0)),
                     func.count(Score.error),
                 )
                 .join(RunItem, RunItem.id == Score.run_item_id)
-                .where(RunItem.run_id.in_(chunk))
+                .where(col(RunItem.run_id).in_(chunk))
                 .group_by(*keys, Score.scorer_name),
             )
         )
         if stamp:
             conn.execute(
                 rollup_run_state.insert().from_select(
-                    ["run_id", "stamp"], select(Run.id, _run_stamp()).where(Run.id.in_(chunk))
+                    ["run_id", "stamp"], select(Run.id, _run_stamp()).where(col(Run.id).in_(chunk))
                 )
             )
 
@@ -1250,7 +1251,8 @@ def _histogram_quantiles(
                     break
                 before += n
 
-    current, bins = None, []
+    current: tuple | None = None
+    bins: list = []
     for row in _tuples(conn, statement, params(scope)):
         keys = row[:width]
         if keys != current and bins:
@@ -1409,7 +1411,8 @@ def prompt_choices(conn: Connection) -> dict[str, list[int]]:
 
 def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
     return [
-        (run_id, name) for run_id, name in conn.execute(select(Run.id, Run.name).order_by(Run.id.desc()).limit(limit))
+        (run_id, name)
+        for run_id, name in conn.execute(select(Run.id, Run.name).order_by(col(Run.id).desc()).limit(limit))
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, insert
 from sqlmodel import col, select
 
+from storage import core
 from storage.db import session
 from storage.tables import Dataset, DatasetRow, DatasetVersion
 from storage.upsert import insert_ignore, retrying, row_values
@@ -23,14 +24,14 @@ def save_version(
         with session() as s:
             insert_ignore(
                 s.connection(),
-                Dataset.__table__,
+                core.table(Dataset),
                 row_values(Dataset(name=name, description=description or "")),
                 ["name"],
             )
-            dataset = s.exec(select(Dataset).where(Dataset.name == name)).one()
+            dataset = s.exec(select(Dataset).where(col(Dataset.name) == name)).one()
             latest = s.exec(
                 select(DatasetVersion)
-                .where(DatasetVersion.dataset_id == dataset.id)
+                .where(col(DatasetVersion.dataset_id) == dataset.id)
                 .order_by(col(DatasetVersion.version).desc())
             ).first()
             if latest is not None and latest.content_hash == fields["content_hash"]:
@@ -52,27 +53,27 @@ def save_version(
 def listing() -> list[dict]:
     """Each dataset with its latest version (one query: the newest version per dataset)."""
     newest = (
-        select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("version"))
-        .group_by(DatasetVersion.dataset_id)
+        select(col(DatasetVersion.dataset_id), func.max(col(DatasetVersion.version)).label("version"))
+        .group_by(col(DatasetVersion.dataset_id))
         .subquery()
     )
     with session() as s:
         rows = s.exec(
             select(Dataset, DatasetVersion)
-            .join(newest, newest.c.dataset_id == Dataset.id, isouter=True)
+            .join(newest, newest.c.dataset_id == col(Dataset.id), isouter=True)
             .join(
                 DatasetVersion,
-                (DatasetVersion.dataset_id == Dataset.id) & (DatasetVersion.version == newest.c.version),
+                (col(DatasetVersion.dataset_id) == col(Dataset.id)) & (col(DatasetVersion.version) == newest.c.version),
                 isouter=True,
             )
-            .order_by(Dataset.name)
+            .order_by(col(Dataset.name))
         ).all()
     return [{"dataset": dataset, "latest": latest} for dataset, latest in rows]
 
 
 def find(name: str) -> Dataset | None:
     with session() as s:
-        return s.exec(select(Dataset).where(Dataset.name == name)).first()
+        return s.exec(select(Dataset).where(col(Dataset.name) == name)).first()
 
 
 def by_id(dataset_id: int) -> Dataset | None:
@@ -84,7 +85,9 @@ def versions(dataset_id: int) -> list[DatasetVersion]:
     with session() as s:
         return list(
             s.exec(
-                select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.version)
+                select(DatasetVersion)
+                .where(col(DatasetVersion.dataset_id) == dataset_id)
+                .order_by(col(DatasetVersion.version))
             ).all()
         )
 
@@ -97,9 +100,9 @@ def version_by_id(version_id: int) -> DatasetVersion | None:
 def rows(version_id: int, limit: int | None = None, offset: int = 0) -> list[tuple[str, dict]]:
     """(row_key, data) in order; paginated for big datasets."""
     query = (
-        select(DatasetRow.row_key, DatasetRow.data)
-        .where(DatasetRow.dataset_version_id == version_id)
-        .order_by(DatasetRow.position)
+        select(col(DatasetRow.row_key), col(DatasetRow.data))
+        .where(col(DatasetRow.dataset_version_id) == version_id)
+        .order_by(col(DatasetRow.position))
         .offset(offset)
     )
     if limit:
@@ -109,7 +112,11 @@ def rows(version_id: int, limit: int | None = None, offset: int = 0) -> list[tup
 
 
 def row_ids(version_id: int, limit: int | None = None) -> list[int]:
-    query = select(DatasetRow.id).where(DatasetRow.dataset_version_id == version_id).order_by(DatasetRow.position)
+    query = (
+        select(col(DatasetRow.id))
+        .where(col(DatasetRow.dataset_version_id) == version_id)
+        .order_by(col(DatasetRow.position))
+    )
     if limit is not None:
         query = query.limit(limit)
     with session() as s:
@@ -119,5 +126,5 @@ def row_ids(version_id: int, limit: int | None = None) -> list[int]:
 def row_count(version_id: int) -> int:
     with session() as s:
         return s.exec(
-            select(func.count()).select_from(DatasetRow).where(DatasetRow.dataset_version_id == version_id)
+            select(func.count()).select_from(DatasetRow).where(col(DatasetRow.dataset_version_id) == version_id)
         ).one()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlmodel import col
 
+from storage import core
 from storage.db import session
 from storage.tables import RagIndex, RagIndexVersion
 from storage.upsert import insert_ignore, retrying, row_values
@@ -18,11 +19,11 @@ def start_version(name: str, make: Callable[[int, int], RagIndexVersion]) -> Rag
 
     def attempt() -> RagIndexVersion:
         with session() as s:
-            insert_ignore(s.connection(), RagIndex.__table__, row_values(RagIndex(name=name)), ["name"])
+            insert_ignore(s.connection(), core.table(RagIndex), row_values(RagIndex(name=name)), ["name"])
             index = s.exec(select(RagIndex).where(col(RagIndex.name) == name)).scalars().one()
             latest = (
                 s.exec(
-                    select(RagIndexVersion.version)
+                    select(col(RagIndexVersion.version))
                     .where(col(RagIndexVersion.index_id) == index.id)
                     .order_by(col(RagIndexVersion.version).desc())
                 )

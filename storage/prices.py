@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlmodel import col
 
-from storage import dashboard_queries
+from storage import core, dashboard_queries
 from storage.db import engine, session
 from storage.tables import LlmCall, ModelPrice, utcnow
 from storage.upsert import upsert
@@ -13,7 +13,9 @@ from storage.upsert import upsert
 
 def all_prices() -> dict[str, tuple[float, float]]:
     with engine().connect() as conn:
-        rows = conn.execute(select(ModelPrice.model, ModelPrice.input_per_million, ModelPrice.output_per_million))
+        rows = conn.execute(
+            select(col(ModelPrice.model), col(ModelPrice.input_per_million), col(ModelPrice.output_per_million))
+        )
         return {model: (float(i), float(o)) for model, i, o in rows}
 
 
@@ -26,7 +28,9 @@ def set_price(model: str, input_per_million: float, output_per_million: float) -
         "updated_at": utcnow(),
     }
     with engine().begin() as conn:
-        upsert(conn, ModelPrice.__table__, values, ["model"], ["input_per_million", "output_per_million", "updated_at"])
+        upsert(
+            conn, core.table(ModelPrice), values, ["model"], ["input_per_million", "output_per_million", "updated_at"]
+        )
 
 
 def listing() -> list[ModelPrice]:
@@ -43,7 +47,7 @@ def reprice(model: str, price: tuple[float, float] | None) -> int:
     """Set the cost of `model`'s billed calls from their tokens at `price` (None: unpriced) in one UPDATE,
     and rebuild that model's spend rollups in the same transaction; returns the rows updated.
     Cache hits stay at 0 and failed calls stay unpriced: neither was billed."""
-    tokens = func.coalesce(LlmCall.input_tokens, 0), func.coalesce(LlmCall.output_tokens, 0)
+    tokens = func.coalesce(col(LlmCall.input_tokens), 0), func.coalesce(col(LlmCall.output_tokens), 0)
     cost = (tokens[0] * price[0] + tokens[1] * price[1]) / 1_000_000 if price else None
     with engine().begin() as conn:
         updated = conn.execute(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from storage import core
 from storage.db import session
 from storage.tables import LabelEvent, Prompt, PromptLabel, PromptVersion, utcnow
 from storage.upsert import insert_ignore, retrying, row_values
@@ -12,9 +14,9 @@ from storage.upsert import insert_ignore, retrying, row_values
 
 def _get_or_create(s: Session, name: str, description: str | None) -> Prompt:
     insert_ignore(
-        s.connection(), Prompt.__table__, row_values(Prompt(name=name, description=description or "")), ["name"]
+        s.connection(), core.table(Prompt), row_values(Prompt(name=name, description=description or "")), ["name"]
     )
-    prompt = s.exec(select(Prompt).where(Prompt.name == name)).one()
+    prompt = s.exec(select(Prompt).where(col(Prompt.name) == name)).one()
     if description is not None and description != prompt.description:
         prompt.description = description
         s.add(prompt)
@@ -28,9 +30,10 @@ def save_version(name: str, description: str | None, fields: dict) -> tuple[Prom
     def attempt() -> tuple[PromptVersion, bool]:
         with session() as s:
             prompt = _get_or_create(s, name, description)
+            assert prompt.id is not None
             latest = s.exec(
                 select(PromptVersion)
-                .where(PromptVersion.prompt_id == prompt.id)
+                .where(col(PromptVersion.prompt_id) == prompt.id)
                 .order_by(col(PromptVersion.version).desc())
             ).first()
             if latest is not None and latest.content_hash == fields["content_hash"]:
@@ -45,7 +48,7 @@ def save_version(name: str, description: str | None, fields: dict) -> tuple[Prom
 
 def find(name: str) -> Prompt | None:
     with session() as s:
-        return s.exec(select(Prompt).where(Prompt.name == name)).first()
+        return s.exec(select(Prompt).where(col(Prompt.name) == name)).first()
 
 
 def by_id(prompt_id: int) -> Prompt | None:
@@ -55,28 +58,28 @@ def by_id(prompt_id: int) -> Prompt | None:
 
 def names() -> list[str]:
     with session() as s:
-        return list(s.exec(select(Prompt.name)).all())
+        return list(s.exec(select(col(Prompt.name))).all())
 
 
 def listing() -> list[dict]:
     """Each prompt with its version count, latest version and {label: version number}, in two queries."""
     with session() as s:
-        rows = s.exec(
-            select(
-                Prompt.id,
-                Prompt.name,
-                Prompt.description,
-                func.count(PromptVersion.id),
-                func.max(PromptVersion.version),
+        rows = s.execute(
+            core_select(
+                col(Prompt.id),
+                col(Prompt.name),
+                col(Prompt.description),
+                func.count(col(PromptVersion.id)),
+                func.max(col(PromptVersion.version)),
             )
-            .join(PromptVersion, PromptVersion.prompt_id == Prompt.id, isouter=True)
-            .group_by(Prompt.id, Prompt.name, Prompt.description)
-            .order_by(Prompt.name)
+            .join(PromptVersion, col(PromptVersion.prompt_id) == col(Prompt.id), isouter=True)
+            .group_by(col(Prompt.id), col(Prompt.name), col(Prompt.description))
+            .order_by(col(Prompt.name))
         ).all()
         labels: dict[int, dict[str, int]] = {}
         for prompt_id, label, number in s.exec(
-            select(PromptLabel.prompt_id, PromptLabel.label, PromptVersion.version).join(
-                PromptVersion, PromptVersion.id == PromptLabel.version_id
+            select(col(PromptLabel.prompt_id), col(PromptLabel.label), col(PromptVersion.version)).join(
+                PromptVersion, col(PromptVersion.id) == col(PromptLabel.version_id)
             )
         ).all():
             labels.setdefault(prompt_id, {})[label] = number
@@ -90,7 +93,9 @@ def versions(prompt_id: int) -> list[PromptVersion]:
     with session() as s:
         return list(
             s.exec(
-                select(PromptVersion).where(PromptVersion.prompt_id == prompt_id).order_by(PromptVersion.version)
+                select(PromptVersion)
+                .where(col(PromptVersion.prompt_id) == prompt_id)
+                .order_by(col(PromptVersion.version))
             ).all()
         )
 
@@ -99,7 +104,7 @@ def latest_version(prompt_id: int) -> PromptVersion | None:
     with session() as s:
         return s.exec(
             select(PromptVersion)
-            .where(PromptVersion.prompt_id == prompt_id)
+            .where(col(PromptVersion.prompt_id) == prompt_id)
             .order_by(col(PromptVersion.version).desc())
         ).first()
 
@@ -107,7 +112,7 @@ def latest_version(prompt_id: int) -> PromptVersion | None:
 def version(prompt_id: int, number: int) -> PromptVersion | None:
     with session() as s:
         return s.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt_id, PromptVersion.version == number)
+            select(PromptVersion).where(col(PromptVersion.prompt_id) == prompt_id, col(PromptVersion.version) == number)
         ).first()
 
 
@@ -127,9 +132,9 @@ def labels(prompt_id: int) -> dict[str, int]:
     """{label: version number} for one prompt."""
     with session() as s:
         rows = s.exec(
-            select(PromptLabel.label, PromptVersion.version)
-            .join(PromptVersion, PromptVersion.id == PromptLabel.version_id)
-            .where(PromptLabel.prompt_id == prompt_id)
+            select(col(PromptLabel.label), col(PromptVersion.version))
+            .join(PromptVersion, col(PromptVersion.id) == col(PromptLabel.version_id))
+            .where(col(PromptLabel.prompt_id) == prompt_id)
         ).all()
     return {label: number for label, number in rows}
 
@@ -141,7 +146,7 @@ def move_label(prompt_id: int, label: str, version_id: int, author: str, evidenc
     def attempt() -> bool:
         with session() as s:
             current = s.exec(
-                select(PromptLabel).where(PromptLabel.prompt_id == prompt_id, PromptLabel.label == label)
+                select(PromptLabel).where(col(PromptLabel.prompt_id) == prompt_id, col(PromptLabel.label) == label)
             ).first()
             previous_id = current.version_id if current else None
             if previous_id == version_id:
@@ -171,10 +176,14 @@ def label_events(prompt_id: int) -> list[tuple[LabelEvent, int | None, int]]:
     """The label moves of one prompt, newest first, with the version numbers moved from and to."""
     with session() as s:
         numbers = dict(
-            s.exec(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt_id)).all()
+            s.exec(
+                select(col(PromptVersion.id), col(PromptVersion.version)).where(
+                    col(PromptVersion.prompt_id) == prompt_id
+                )
+            ).all()
         )
         events = s.exec(
-            select(LabelEvent).where(LabelEvent.prompt_id == prompt_id).order_by(col(LabelEvent.id).desc())
+            select(LabelEvent).where(col(LabelEvent.prompt_id) == prompt_id).order_by(col(LabelEvent.id).desc())
         ).all()
     return [(e, numbers.get(e.from_version_id), numbers[e.to_version_id]) for e in events]
 
@@ -191,17 +200,17 @@ def counts() -> dict:
 def latest_versions() -> list[tuple[str, PromptVersion]]:
     """(prompt name, its latest version) for every prompt with a version, by name, in one query."""
     newest = (
-        select(PromptVersion.prompt_id, func.max(PromptVersion.version).label("version"))
+        select(col(PromptVersion.prompt_id), func.max(col(PromptVersion.version)).label("version"))
         .group_by(col(PromptVersion.prompt_id))
         .subquery()
     )
     with session() as s:
         rows = s.exec(
-            select(Prompt.name, PromptVersion)
-            .join(PromptVersion, col(PromptVersion.prompt_id) == Prompt.id)
+            select(col(Prompt.name), PromptVersion)
+            .join(PromptVersion, col(PromptVersion.prompt_id) == col(Prompt.id))
             .join(
                 newest,
-                (newest.c.prompt_id == PromptVersion.prompt_id) & (newest.c.version == PromptVersion.version),
+                (newest.c.prompt_id == col(PromptVersion.prompt_id)) & (newest.c.version == col(PromptVersion.version)),
             )
             .order_by(col(Prompt.name))
         ).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import case, func, select
+from sqlmodel import col
 
 from storage.db import engine
 from storage.tables import RunItem, Score
@@ -10,20 +11,20 @@ from storage.tables import RunItem, Score
 
 def score_summary(run_id: int) -> list[dict]:
     """Per scorer: count, mean score, pass rate (over rows with a verdict), errors."""
-    passed_as_number = case((Score.passed.is_(True), 1.0), (Score.passed.is_(False), 0.0), else_=None)
+    passed_as_number = case((col(Score.passed).is_(True), 1.0), (col(Score.passed).is_(False), 0.0), else_=None)
     query = (
         select(
-            Score.scorer_name,
-            func.count(Score.id),
-            func.avg(Score.value),
+            col(Score.scorer_name),
+            func.count(col(Score.id)),
+            func.avg(col(Score.value)),
             func.avg(passed_as_number),
-            func.sum(case((Score.error.is_not(None), 1), else_=0)),
+            func.sum(case((col(Score.error).is_not(None), 1), else_=0)),
             func.count(passed_as_number),
         )
-        .join(RunItem, RunItem.id == Score.run_item_id)
-        .where(RunItem.run_id == run_id)
-        .group_by(Score.scorer_name)
-        .order_by(Score.scorer_name)
+        .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
+        .where(col(RunItem.run_id) == run_id)
+        .group_by(col(Score.scorer_name))
+        .order_by(col(Score.scorer_name))
     )
     with engine().connect() as conn:
         return [
@@ -33,11 +34,11 @@ def score_summary(run_id: int) -> list[dict]:
 
 
 def overall_pass_rate(run_id: int) -> float | None:
-    passed_as_number = case((Score.passed.is_(True), 1.0), (Score.passed.is_(False), 0.0), else_=None)
+    passed_as_number = case((col(Score.passed).is_(True), 1.0), (col(Score.passed).is_(False), 0.0), else_=None)
     query = (
         select(func.avg(passed_as_number))
-        .join(RunItem, RunItem.id == Score.run_item_id)
-        .where(RunItem.run_id == run_id)
+        .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
+        .where(col(RunItem.run_id) == run_id)
     )
     with engine().connect() as conn:
         return conn.execute(query).scalar()

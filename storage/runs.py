@@ -30,12 +30,13 @@ def get(run_id: int) -> Run | None:
 
 def existing_ids(run_ids: list[int]) -> set[int]:
     with engine().connect() as conn:
-        return set(conn.execute(select(Run.id).where(col(Run.id).in_(run_ids))).scalars())
+        found = conn.execute(select(col(Run.id)).where(col(Run.id).in_(run_ids))).scalars()
+        return {run_id for run_id in found if run_id is not None}
 
 
 def configs(run_ids: list[int]) -> list[dict]:
     with engine().connect() as conn:
-        return list(conn.execute(select(Run.config).where(col(Run.id).in_(run_ids))).scalars())
+        return list(conn.execute(select(col(Run.config)).where(col(Run.id).in_(run_ids))).scalars())
 
 
 def update_fields(run_id: int, **fields) -> None:
@@ -61,9 +62,9 @@ def request_cancel(run_id: int, interrupted) -> bool:
 def _item_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
     with engine().connect() as conn:
         rows = conn.execute(
-            select(RunItem.run_id, RunItem.status, func.count())
+            select(col(RunItem.run_id), col(RunItem.status), func.count())
             .where(col(RunItem.run_id).in_(run_ids))
-            .group_by(RunItem.run_id, RunItem.status)
+            .group_by(col(RunItem.run_id), col(RunItem.status))
         ).all()
     out: dict[int, dict[str, int]] = {run_id: {} for run_id in run_ids}
     for run_id, status, n in rows:
@@ -76,17 +77,17 @@ def _call_totals(run_ids: list[int]) -> dict[int, tuple]:
     with engine().connect() as conn:
         rows = conn.execute(
             select(
-                LlmCall.run_id,
+                col(LlmCall.run_id),
                 func.count(),
                 func.sum(case((col(LlmCall.cached), 1), else_=0)),
-                func.coalesce(func.sum(LlmCall.cost_usd), 0.0),
-                func.coalesce(func.sum(LlmCall.input_tokens), 0),
-                func.coalesce(func.sum(LlmCall.output_tokens), 0),
-                func.min(LlmCall.created_at),
-                func.max(LlmCall.created_at),
+                func.coalesce(func.sum(col(LlmCall.cost_usd)), 0.0),
+                func.coalesce(func.sum(col(LlmCall.input_tokens)), 0),
+                func.coalesce(func.sum(col(LlmCall.output_tokens)), 0),
+                func.min(col(LlmCall.created_at)),
+                func.max(col(LlmCall.created_at)),
             )
             .where(col(LlmCall.run_id).in_(run_ids))
-            .group_by(LlmCall.run_id)
+            .group_by(col(LlmCall.run_id))
         ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -110,16 +111,16 @@ def results(
 ) -> list[tuple]:
     """(item, row, version, prompt name, call or None, {scorer: score}) per item, in item order."""
     query = (
-        select(RunItem, DatasetRow, PromptVersion, Prompt.name, LlmCall)
-        .join(DatasetRow, col(DatasetRow.id) == RunItem.dataset_row_id)
-        .join(PromptVersion, col(PromptVersion.id) == RunItem.prompt_version_id)
-        .join(Prompt, col(Prompt.id) == PromptVersion.prompt_id)
-        .join(LlmCall, col(LlmCall.id) == RunItem.call_id, isouter=True)
-        .where(RunItem.run_id == run_id)
+        select(RunItem, DatasetRow, PromptVersion, col(Prompt.name), LlmCall)
+        .join(DatasetRow, col(DatasetRow.id) == col(RunItem.dataset_row_id))
+        .join(PromptVersion, col(PromptVersion.id) == col(RunItem.prompt_version_id))
+        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
+        .join(LlmCall, col(LlmCall.id) == col(RunItem.call_id), isouter=True)
+        .where(col(RunItem.run_id) == run_id)
         .order_by(col(RunItem.id))
     )
     if status:
-        query = query.where(RunItem.status == status)
+        query = query.where(col(RunItem.status) == status)
     if search:
         query = query.where(col(LlmCall.output).contains(search))
     if limit:
@@ -141,20 +142,20 @@ def done_items_with_calls(run_id: int, limit: int | None = None) -> list:
     """The finished items of a run with their row data and call (what scorers read), in item order."""
     query = (
         select(
-            RunItem.id,
-            RunItem.prompt_version_id,
-            DatasetRow.data,
-            LlmCall.output,
-            LlmCall.latency_ms,
-            LlmCall.cost_usd,
-            LlmCall.input_tokens,
-            LlmCall.output_tokens,
-            LlmCall.messages,
+            col(RunItem.id),
+            col(RunItem.prompt_version_id),
+            col(DatasetRow.data),
+            col(LlmCall.output),
+            col(LlmCall.latency_ms),
+            col(LlmCall.cost_usd),
+            col(LlmCall.input_tokens),
+            col(LlmCall.output_tokens),
+            col(LlmCall.messages),
         )
         .select_from(RunItem)
-        .join(DatasetRow, col(DatasetRow.id) == RunItem.dataset_row_id)
-        .join(LlmCall, col(LlmCall.id) == RunItem.call_id)
-        .where(RunItem.run_id == run_id, RunItem.status == "done")
+        .join(DatasetRow, col(DatasetRow.id) == col(RunItem.dataset_row_id))
+        .join(LlmCall, col(LlmCall.id) == col(RunItem.call_id))
+        .where(col(RunItem.run_id) == run_id, col(RunItem.status) == "done")
         .order_by(col(RunItem.id))
     )
     if limit is not None:
@@ -180,5 +181,5 @@ def replace_scores(
             conn.execute(insert(Score), [{**row, "created_at": row.get("created_at", now)} for row in scores])
         for values in calls:
             conn.execute(insert(LlmCall).values(**values))
-        config = conn.execute(select(Run.config).where(col(Run.id) == run_id)).scalar_one()
+        config = conn.execute(select(col(Run.config)).where(col(Run.id) == run_id)).scalar_one()
         conn.execute(update(Run).where(col(Run.id) == run_id).values(config=new_config(config)))

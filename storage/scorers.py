@@ -35,20 +35,22 @@ def save_version(name: str, type_: str, config: dict, note: str = "") -> tuple[S
 
 def latest_each() -> list[Scorer]:
     """The latest version of every saved scorer, by name."""
-    newest = select(Scorer.name, func.max(Scorer.version).label("version")).group_by(Scorer.name).subquery()
+    newest = (
+        select(col(Scorer.name), func.max(col(Scorer.version)).label("version")).group_by(col(Scorer.name)).subquery()
+    )
     with session() as s:
         return list(
             s.exec(
                 select(Scorer)
-                .join(newest, (newest.c.name == Scorer.name) & (newest.c.version == Scorer.version))
-                .order_by(Scorer.name)
+                .join(newest, (newest.c.name == col(Scorer.name)) & (newest.c.version == col(Scorer.version)))
+                .order_by(col(Scorer.name))
             ).all()
         )
 
 
 def versions(name: str) -> list[Scorer]:
     with session() as s:
-        return list(s.exec(select(Scorer).where(col(Scorer.name) == name).order_by(Scorer.version)).all())
+        return list(s.exec(select(Scorer).where(col(Scorer.name) == name).order_by(col(Scorer.version))).all())
 
 
 def count_rows() -> int:
