@@ -6,7 +6,7 @@ import asyncio
 
 from workbench import stats
 from workbench.compare.result import Result
-from workbench.compare.rows import _first
+from workbench.compare.rows import first_present
 from workbench.errors import WorkbenchError
 
 PAIRWISE_TEMPLATE = """You are comparing two answers to the same input. Decide which answer is better for this \
@@ -62,7 +62,9 @@ async def apairwise_judge(
     for label in (a, b):
         result.variant(label)  # an unknown label fails here, before any call
     spec = _judge_spec(judge)
-    pairs = [(row, _first(row["outputs"].get(a, [])), _first(row["outputs"].get(b, []))) for row in result.rows]
+    pairs = [
+        (row, first_present(row["outputs"].get(a, [])), first_present(row["outputs"].get(b, []))) for row in result.rows
+    ]
     pairs = [(row, out_a, out_b) for row, out_a, out_b in pairs if out_a is not None and out_b is not None]
     skipped = len(result.rows) - len(pairs)
     pairs = pairs[:limit] if limit else pairs

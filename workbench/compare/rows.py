@@ -34,7 +34,7 @@ def word_diff_html(base: str | None, other: str | None) -> str:
     return f'<div style="white-space:pre-wrap">{"".join(out)}</div>'
 
 
-def _first(values: list):
+def first_present(values: list):
     return next((v for v in values if v is not None), None)
 
 
@@ -50,7 +50,7 @@ def _disagreement(row: dict, metrics: list[Metric], labels: list[str]) -> tuple[
         means = [m for m in (_mean(row["values"][metric.name].get(label, [])) for label in labels) if m is not None]
         if len(means) > 1:
             spread += (max(means) - min(means)) / (metric.scale or 1.0)
-    outputs = [(_first(row["outputs"].get(label, [])) or "").split() for label in labels]
+    outputs = [(first_present(row["outputs"].get(label, [])) or "").split() for label in labels]
     text = max((1 - difflib.SequenceMatcher(a=outputs[0], b=o).ratio() for o in outputs[1:]), default=0.0)
     return spread, text
 
@@ -92,15 +92,15 @@ def row_view(
     rows = rows[offset : None if limit is None else offset + limit]
     out = []
     for row in rows:
-        base_output = _first(row["outputs"].get(result.baseline, []))
+        base_output = first_present(row["outputs"].get(result.baseline, []))
         shown = {}
         for label in labels:
             outputs = row["outputs"].get(label, [])
-            output = _first(outputs)
+            output = first_present(outputs)
             entry = {
                 "output": output,
                 "outputs": outputs,
-                "error": _first(row["errors"].get(label, [])),
+                "error": first_present(row["errors"].get(label, [])),
                 "scores": {m.name: _mean(row["values"][m.name].get(label, [])) for m in result.metrics},
                 "spread": {},
             }

@@ -6,7 +6,7 @@ from storage import comparisons as repo
 from storage.tables import Comparison
 from workbench import prompts
 from workbench.compare.result import PROMOTE_LABEL, Result
-from workbench.compare.summary import _directions
+from workbench.compare.summary import directions
 from workbench.errors import NotFound, WorkbenchError
 
 
@@ -47,7 +47,7 @@ def promotion_notes(summary: dict, label: str) -> list[str]:
     if variant is None:
         raise WorkbenchError(f"No variant {label!r} in this comparison.")
     notes = []
-    found = _directions(summary)
+    found = directions(summary)
     if label == summary["baseline"]:
         beaten = sorted({f"{other} on {name}" for other, pairs in found.items() for name, d in pairs if d == "better"})
         if beaten:

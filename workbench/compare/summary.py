@@ -146,7 +146,7 @@ def verdicts(summary: dict) -> list[str]:
     return lines + [p["verdict"] for p in summary.get("pairwise", [])]
 
 
-def _directions(summary: dict) -> dict[str, list[tuple[str, str]]]:
+def directions(summary: dict) -> dict[str, list[tuple[str, str]]]:
     """{variant: [(metric, better|worse|none) against the baseline]}."""
     out: dict[str, list] = {}
     for metric in summary["metrics"]:
@@ -158,7 +158,7 @@ def _directions(summary: dict) -> dict[str, list[tuple[str, str]]]:
 def leader(summary: dict) -> str | None:
     """A suggestion, not a decision: the variant better than the baseline on the most scorers and worse on
     none; the baseline when every other variant is worse on some scorer and better on none; else None."""
-    tally = {label: [d for _, d in found] for label, found in _directions(summary).items()}
+    tally = {label: [d for _, d in found] for label, found in directions(summary).items()}
     good = [(d.count("better"), label) for label, d in tally.items() if "better" in d and "worse" not in d]
     if good:
         return max(good)[1]
