@@ -7,7 +7,7 @@ import yaml
 from ui_common import page_setup
 from workbench import datasets, prompts, runs
 from workbench.errors import WorkbenchError
-from workbench.jobs import runs as run_jobs
+from workbench.jobs import queue
 from workbench.llm import available_models
 from workbench.scoring.apply import rescore
 
@@ -62,7 +62,7 @@ with st.expander("Start a run", expanded=not runs.list_runs(1)):
         except (WorkbenchError, yaml.YAMLError) as exc:
             st.error(str(exc))
         else:
-            run_jobs.submit(run_id)
+            queue.submit_run(run_id)
             st.session_state["run_selected"] = run_id
             st.rerun()
 
@@ -104,7 +104,7 @@ def live_progress(run_id: int):
     if status in ("interrupted", "cancelled", "budget_exceeded", "failed") and p["remaining"]:
         if st.button("Resume", key=f"resume:{run_id}"):
             try:
-                run_jobs.submit(run_id)
+                queue.submit_run(run_id)
             except WorkbenchError as exc:
                 st.error(str(exc))
     live = ("running", "pending", "queued", "cancelling")

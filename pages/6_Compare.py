@@ -20,6 +20,14 @@ def md(text) -> str:
     return re.sub(r"([\\`*_\[\]<>#|~$])", r"\\\1", str(text))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def compared(run_ids: tuple, baseline: str, alpha: float, stamp: tuple) -> compare.Result:
+    """The comparison and its statistics (thousands of bootstrap resamples), computed again only when
+    the runs, the baseline, alpha or the data (`stamp`: newest call, score and run) change, not on every
+    widget click. Each rerun gets its own copy, so the page may add to it."""
+    return compare.compare(list(run_ids), baseline, alpha=alpha)
+
+
 listing = runs.list_runs(200)
 if not listing:
     st.info("No runs yet: start one on the Runs page, then compare its prompt versions or models here.")
@@ -52,7 +60,7 @@ baseline = cols[0].selectbox("Baseline (A)", labels, key="cmp_baseline")
 alpha = cols[1].selectbox("Significance level", [0.05, 0.01, 0.10], key="cmp_alpha")
 try:
     with st.spinner("Pairing rows and computing intervals…"):
-        result = compare.compare(run_ids, baseline, alpha=alpha)
+        result = compared(tuple(run_ids), baseline, alpha, compare.data_stamp())
 except WorkbenchError as exc:
     st.error(str(exc))
     st.stop()

@@ -13,7 +13,21 @@ from workbench.errors import WorkbenchError
 page_setup("Dashboard", "📊")
 st.title("📊 Dashboard")
 
-options = dashboard.filter_options()
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def viewed(filters: dashboard.Filters, stamp: tuple) -> dashboard.Dashboard:
+    """Every panel for these filters, read again only when the filters or the data (`stamp`: newest
+    call, score and run) change: a click on a chart or the calls table does not re-read them."""
+    return dashboard.view(filters)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def filter_options(stamp: tuple) -> dict:
+    return dashboard.filter_options()
+
+
+stamp = dashboard.data_stamp()
+options = filter_options(stamp)
 today = dashboard.utc_today()
 runs = dict(options["runs"])
 cols = st.columns([3, 3, 2, 2, 1, 2])
@@ -34,7 +48,7 @@ run_id = cols[5].selectbox(
 start, end = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
 filters = dashboard.Filters(start, end, tuple(models), tuple(sources), prompt, version, run_id)
 try:
-    view = dashboard.view(filters)
+    view = viewed(filters, stamp)
 except WorkbenchError as exc:
     st.error(str(exc))
     st.stop()
@@ -282,6 +296,7 @@ with st.expander("Custom model prices (USD per 1M tokens; override litellm's tab
     if prices and cols[1].button("Recompute past costs with these prices", key="dash_recompute"):
         with st.spinner("Re-pricing past calls…"):
             st.session_state["dash_repriced"] = costs.recompute_costs()
+        viewed.clear()  # past costs changed in place: no new call, score or run moves the stamp
         st.rerun()  # every figure above changes
     if "dash_repriced" in st.session_state:
         st.success(f"Re-priced {st.session_state.pop('dash_repriced'):,} calls.")

@@ -2,7 +2,7 @@
 
 Why rollups. At a million calls a plain GROUP BY over `llm_call` takes over a second per panel
 on SQLite and the page has a dozen panels, so the ledger is folded into small tables (made by
-migrations 3 and 4, declared in storage/tables.py) and the panels read those:
+migrations 3 and 4) and the panels read those:
 
 - `rollup_call` (day, model, source, error_type): calls, cache hits, priced calls, spend, tokens;
 - `rollup_version` (prompt version, day, model, source, error_type): the same per prompt version,
@@ -23,8 +23,13 @@ week rows and only the days at its ends from day rows (see `_periods`): 91 days 
 13 weeks and a few days instead of 91 days.
 
 How they stay current. The ledger is append-only, so `refresh()` folds the rows with ids past
-`rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark; it runs
-before every read and costs a few index lookups when nothing is new. The one rewrite of past
+`rollup_state.last_id` into the day rollups (an upsert that adds) and moves the mark. Only the
+writers call it (the worker after a run's writes, `workbench serve` now and then, through
+`dashboard.refresh_rollups`); a read never does. A read that finds the rollups behind (`pending`)
+folds just the ledger rows past the mark into TEMPORARY `delta_` rollups (day rows) and recomputes
+the changed runs into temporary run summaries (`build_delta`); every panel then reads the stored
+rows UNION ALL the delta rows, all inside one read snapshot (`snapshot`) that ends in a rollback:
+exact figures, and no write to the database. The one rewrite of past
 calls, a cost recompute, rebuilds that model's spend rollups in the same transaction
 (`rebuild_model`). Run summaries are recomputed per run when its stamp (status, heartbeat,
 finish) changed, while it is unfinished, or when it got new scores (re-scoring writes new ids).
@@ -51,11 +56,10 @@ Everything is SQLAlchemy Core and runs on SQLite and PostgreSQL; the dialect dif
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
-from typing import cast as type_cast
 
 from sqlalchemy import (
     Column,
@@ -85,13 +89,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlmodel import col
 
+from storage import db
 from storage.tables import (
+    LlmCall,
     Prompt,
     PromptVersion,
     Run,
     RunItem,
     Score,
-    SQLModel,
     latency_bucket,
     rollup_call,
     rollup_latency,
@@ -115,7 +120,7 @@ LAST_BUCKET = 1 + STEPS * OCTAVES
 EVAL_SOURCES = ("run", "judge")
 
 
-call = SQLModel.metadata.tables["llm_call"]
+call = LlmCall.__table__
 
 
 CALL_COLUMNS = (
@@ -148,6 +153,9 @@ class Rollups:
     version_model: Table | None = None
     latency_version: Table | None = None
     latency_fine: Table | None = None
+    run: Table = rollup_run
+    score: Table = rollup_score
+    delta: bool = False  # also read the DELTA rollups: ledger rows the stored ones do not hold yet
 
     @property
     def rollups(self) -> tuple[Table, ...]:
@@ -164,9 +172,9 @@ class Rollups:
         return tuple(dict.fromkeys(t for t in tables if t is not None))
 
 
-def _temporary(table: Table, columns, meta: MetaData, *extra: Column) -> Table:
+def _temporary(table: Table, columns, meta: MetaData, *extra: Column, prefix: str = "narrow_") -> Table:
     return Table(
-        f"narrow_{table.name}",
+        f"{prefix}{table.name}",
         meta,
         *[Column(c.name, c.type, primary_key=c.primary_key) for c in columns],
         *extra,
@@ -198,6 +206,21 @@ NARROW = Rollups(
     ],
 )
 NARROW_TABLES = (NARROW.ledger, *NARROW.rollups)
+# A read while the stored rollups are behind the ledger folds just the newer rows into these
+# (temporary, day rows only are read) and every panel reads stored rows UNION ALL delta rows.
+DELTA_OF = {t.name: _temporary(t, t.columns, _narrow_meta, prefix="delta_") for t in STORED.rollups}
+DELTA = Rollups(call, *[DELTA_OF[t.name] for t in (rollup_call, rollup_version, rollup_latency, rollup_latency_cum)])
+DELTA = replace(
+    DELTA,
+    version_model=DELTA_OF[rollup_version_model.name],
+    latency_version=DELTA_OF[rollup_latency_version.name],
+    latency_fine=DELTA_OF[rollup_latency_fine.name],
+)
+# Run summaries recomputed for a read while some runs changed since the last refresh.
+NARROW_RUNS = (
+    _temporary(rollup_run, rollup_run.columns, _narrow_meta),
+    _temporary(rollup_score, rollup_score.columns, _narrow_meta),
+)
 Index("narrow_llm_call_latency", NARROW.ledger.c.latency_ms)
 
 
@@ -247,7 +270,7 @@ def bucket_of(latency, steps: int = STEPS):
     """The `latency_bucket` a latency in ms falls in (with `steps` buckets per power of two; the
     fine histogram uses FINE_STEPS). Powers of two keep the arithmetic exact, so a row is in
     bucket b exactly when lo(b) <= latency < hi(b)."""
-    whens: list[tuple[Any, Any]] = [(latency < _num(1), literal_column("0"))]
+    whens = [(latency < _num(1), literal_column("0"))]
     for k in range(OCTAVES):
         base = 2.0**k
         whens.append(
@@ -287,7 +310,7 @@ def _fetch(conn: Connection, query, values: dict | None = None) -> tuple[list[st
     text: no type conversion happens here."""
     result = conn.execute(query, values)
     try:
-        return list(result.keys()), list(result.cursor.fetchall())
+        return list(result.keys()), result.cursor.fetchall()
     finally:
         result.close()
 
@@ -450,13 +473,13 @@ def _lock(conn: Connection, name: str, table: str) -> int:
 
 def _run_stamp():
     text_of = lambda column: func.coalesce(cast(column, Text), "")  # noqa: E731
-    return col(Run.status) + "|" + text_of(col(Run.heartbeat_at)) + "|" + text_of(col(Run.finished_at))
+    return Run.status + "|" + text_of(Run.heartbeat_at) + "|" + text_of(Run.finished_at)
 
 
 def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
     stale = (
-        select(col(Run.id))
-        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == col(Run.id))
+        select(Run.id)
+        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == Run.id)
         .where(
             or_(
                 rollup_run_state.c.stamp.is_(None),
@@ -465,32 +488,30 @@ def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
             )
         )
     )
-    rescored = (
-        select(col(RunItem.run_id))
-        .join(Score, col(Score.run_item_id) == col(RunItem.id))
-        .where(col(Score.id) > score_mark)
-    )
-    ids = set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars())
-    return sorted(type_cast(set[int], ids))  # run ids: never NULL
+    rescored = select(RunItem.run_id).join(Score, Score.run_item_id == RunItem.id).where(col(Score.id) > score_mark)
+    return sorted(set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars()))
 
 
-def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
-    """Recompute the run summaries of `run_ids` from their items and scores."""
+def _fold_runs(
+    conn: Connection, run_ids: list[int], run: Table = rollup_run, score: Table = rollup_score, stamp: bool = True
+) -> None:
+    """Recompute the run summaries of `run_ids` from their items and scores (into `run` and `score`:
+    the stored rollups, or a read's temporary copies, which keep no stamps)."""
     is_guard = col(Score.scorer_name).startswith("guard_", autoescape=True)
     for chunk in _chunks(run_ids):
-        for table in (rollup_run, rollup_score, rollup_run_state):
+        for table in (run, score, rollup_run_state) if stamp else (run, score):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         guards = (
-            select(col(Score.run_item_id), func.max(case((col(Score.passed).is_(False), 1), else_=0)).label("failed"))
-            .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
+            select(Score.run_item_id, func.max(case((col(Score.passed).is_(False), 1), else_=0)).label("failed"))
+            .join(RunItem, RunItem.id == Score.run_item_id)
             .where(col(RunItem.run_id).in_(chunk), is_guard)
-            .group_by(col(Score.run_item_id))
+            .group_by(Score.run_item_id)
             .subquery()
         )
-        blocked = and_(col(RunItem.status) == "blocked", col(RunItem.error_type) == "guardrail")
-        keys = [col(RunItem.run_id), col(RunItem.prompt_version_id), col(RunItem.model)]
+        blocked = and_(RunItem.status == "blocked", RunItem.error_type == "guardrail")
+        keys = [RunItem.run_id, RunItem.prompt_version_id, RunItem.model]
         conn.execute(
-            rollup_run.insert().from_select(
+            run.insert().from_select(
                 [
                     "run_id",
                     "prompt_version_id",
@@ -506,18 +527,18 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
                     *keys,
                     func.count(),
                     func.sum(case((col(RunItem.status).in_(("done", "error", "blocked")), 1), else_=0)),
-                    func.sum(case((col(RunItem.status) == "error", 1), else_=0)),
-                    func.sum(case((col(RunItem.status) == "blocked", 1), else_=0)),
+                    func.sum(case((RunItem.status == "error", 1), else_=0)),
+                    func.sum(case((RunItem.status == "blocked", 1), else_=0)),
                     func.sum(case((or_(guards.c.run_item_id.is_not(None), blocked), 1), else_=0)),
                     func.sum(case((or_(guards.c.failed == 1, blocked), 1), else_=0)),
                 )
-                .outerjoin(guards, guards.c.run_item_id == col(RunItem.id))
+                .outerjoin(guards, guards.c.run_item_id == RunItem.id)
                 .where(col(RunItem.run_id).in_(chunk))
                 .group_by(*keys),
             )
         )
         conn.execute(
-            rollup_score.insert().from_select(
+            score.insert().from_select(
                 [
                     "run_id",
                     "prompt_version_id",
@@ -532,30 +553,76 @@ def _fold_runs(conn: Connection, run_ids: list[int]) -> None:
                 ],
                 select(
                     *keys,
-                    col(Score.scorer_name),
+                    Score.scorer_name,
                     func.count(),
-                    func.count(col(Score.value)),
-                    func.coalesce(func.sum(col(Score.value)), 0.0),
-                    func.count(col(Score.passed)),
+                    func.count(Score.value),
+                    func.coalesce(func.sum(Score.value), 0.0),
+                    func.count(Score.passed),
                     func.sum(case((col(Score.passed).is_(True), 1), else_=0)),
-                    func.count(col(Score.error)),
+                    func.count(Score.error),
                 )
-                .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
+                .join(RunItem, RunItem.id == Score.run_item_id)
                 .where(col(RunItem.run_id).in_(chunk))
-                .group_by(*keys, col(Score.scorer_name)),
+                .group_by(*keys, Score.scorer_name),
             )
         )
-        conn.execute(
-            rollup_run_state.insert().from_select(
-                ["run_id", "stamp"], select(col(Run.id), _run_stamp()).where(col(Run.id).in_(chunk))
+        if stamp:
+            conn.execute(
+                rollup_run_state.insert().from_select(
+                    ["run_id", "stamp"], select(Run.id, _run_stamp()).where(col(Run.id).in_(chunk))
+                )
             )
-        )
 
 
-def refresh(engine: Engine) -> int:
+@dataclass(frozen=True)
+class Pending:
+    """What the stored rollups do not hold yet: ledger rows with ids in (mark, top], runs to re-fold."""
+
+    mark: int
+    top: int
+    runs: tuple[int, ...]
+
+    @property
+    def stale(self) -> bool:
+        return self.top > self.mark or bool(self.runs)
+
+
+def pending(conn: Connection) -> Pending:
+    """Read-only: how far the rollups are behind the ledger and the runs."""
+    marks = dict(conn.execute(select(rollup_state.c.name, rollup_state.c.last_id)).all())
+    top = conn.execute(select(func.max(call.c.id))).scalar() or 0
+    return Pending(marks["llm_call"], max(top, marks["llm_call"]), tuple(_dirty_runs(conn, marks["score"])))
+
+
+@contextmanager
+def connection():
+    """A connection for a few reads."""
+    with db.engine().connect() as conn:
+        yield conn
+
+
+@contextmanager
+def snapshot():
+    """A connection whose reads all see one state of the database, so the stored rollups, the mark
+    and the ledger rows past it agree (SQLite: one read transaction, begun here because the driver
+    only begins before writes; PostgreSQL: REPEATABLE READ). It ends in a rollback: temporary tables
+    made on it go away, and nothing is ever committed to the database."""
+    with db.engine().connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def refresh(engine: Engine | None = None) -> int:
     """Bring every rollup up to date; returns the ledger id they now cover (reads use it as a snapshot).
 
     A read-only look first: when nothing changed (the usual case) no write lock is taken."""
+    engine = engine or db.engine()
     with engine.connect() as conn:
         marks = dict(conn.execute(select(rollup_state.c.name, rollup_state.c.last_id)).all())
         top_call = conn.execute(select(func.max(call.c.id))).scalar() or 0
@@ -572,7 +639,7 @@ def refresh(engine: Engine) -> int:
     if runs_dirty:
         with engine.begin() as conn:
             score_mark = _lock(conn, "score", "score")
-            top = conn.execute(select(func.max(col(Score.id)))).scalar() or 0
+            top = conn.execute(select(func.max(Score.id))).scalar() or 0
             _fold_runs(conn, _dirty_runs(conn, score_mark))
             conn.execute(
                 update(rollup_state).where(rollup_state.c.name == "score").values(last_id=max(top, score_mark))
@@ -689,13 +756,16 @@ def ledger_where(scope: Scope, ledger: Table = call) -> list:
     return where
 
 
-def build_narrow(conn: Connection, scope: Scope) -> Scope:
+def build_narrow(conn: Connection, scope: Scope, runs: tuple[int, ...] = ()) -> Scope:
     """Copy a narrow scope's calls (all of `scope`'s days; one pass over the ledger through its
     indexes) into temporary tables on this connection and fold them into temporary rollups;
-    returns the scope reading those. `drop_narrow` removes them."""
+    returns the scope reading those. `drop_narrow` removes them. With `runs` (runs changed since
+    the last refresh), the run summaries are read from temporary copies with those runs recomputed.
+    Only TEMPORARY tables are written: the database itself is not (no write lock is taken)."""
     drop_narrow(conn)
     for table in NARROW_TABLES:
         table.create(conn)
+    rollups = _with_runs(conn, NARROW, runs)
     conn.execute(
         NARROW.ledger.insert().from_select(
             [*CALL_COLUMNS, "day", "bucket"],
@@ -706,11 +776,39 @@ def build_narrow(conn: Connection, scope: Scope) -> Scope:
         params(scope),
     )
     _fold_calls(conn, true(), into=NARROW)
-    return replace(scope, rollups=NARROW)
+    return replace(scope, rollups=rollups)
+
+
+def _with_runs(conn: Connection, rollups: Rollups, runs: tuple[int, ...]) -> Rollups:
+    """`rollups` reading run summaries from temporary copies with `runs` recomputed (when there are any)."""
+    if not runs:
+        return rollups
+    run, score = NARROW_RUNS
+    for temp, stored in ((run, rollup_run), (score, rollup_score)):
+        temp.create(conn)
+        conn.execute(
+            temp.insert().from_select(list(stored.c.keys()), select(stored).where(stored.c.run_id.not_in(runs)))
+        )
+    _fold_runs(conn, list(runs), run, score, stamp=False)
+    return replace(rollups, run=run, score=score)
+
+
+def build_delta(conn: Connection, scope: Scope, behind: Pending) -> Scope:
+    """A stored scope that also reads what the stored rollups do not hold yet: ledger rows with ids in
+    (mark, top] folded into temporary DELTA rollups, and the changed runs recomputed into temporary
+    run summaries. Writes only TEMPORARY tables; `drop_narrow` removes them."""
+    drop_narrow(conn)
+    rollups = scope.rollups
+    if behind.top > behind.mark:
+        for table in DELTA.rollups:
+            table.create(conn)
+        _fold_calls(conn, and_(call.c.id > behind.mark, call.c.id <= behind.top), into=DELTA)
+        rollups = replace(rollups, delta=True)
+    return replace(scope, rollups=_with_runs(conn, rollups, behind.runs))
 
 
 def drop_narrow(conn: Connection) -> None:
-    for table in NARROW_TABLES:
+    for table in (*NARROW_TABLES, *NARROW_RUNS, *DELTA.rollups):
         table.drop(conn, checkfirst=True)
 
 
@@ -757,6 +855,9 @@ def _rows(table, scope: Scope, columns=None, weeks: bool = True):
     columns = [table.c[name] for name in columns] if columns else list(table.c)
     periods = range(len(_periods(scope))) if weeks else [None]
     parts = [select(*columns).where(*_keys_where(table, scope, period)) for period in periods]
+    if scope.rollups.delta:  # the newer ledger rows' day rows (their weeks are not in the stored week rows)
+        delta = DELTA_OF[table.name]
+        parts.append(select(*[delta.c[c.name] for c in columns]).where(*_keys_where(delta, scope, None)))
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
@@ -772,7 +873,7 @@ def _histogram(scope: Scope, weeks: bool = True):
 
 def _runs(scope: Scope, table):
     """Run summaries for runs created in the scope's days (items are judged by their run's start)."""
-    where = [col(Run.created_at) >= bindparam("first_at"), col(Run.created_at) < bindparam("after_at")]
+    where = [Run.created_at >= bindparam("first_at"), Run.created_at < bindparam("after_at")]
     if scope.models:
         where.append(_in(table.c.model, "models"))
     if scope.version_ids is not None:
@@ -821,13 +922,13 @@ def _totals_statement(scope: Scope):
     ).subquery()
     items = (
         select(
-            func.sum(rollup_run.c.finished),
-            func.sum(rollup_run.c.blocked),
-            func.sum(rollup_run.c.guard_checked),
-            func.sum(rollup_run.c.guard_triggered),
+            func.sum(scope.rollups.run.c.finished),
+            func.sum(scope.rollups.run.c.blocked),
+            func.sum(scope.rollups.run.c.guard_checked),
+            func.sum(scope.rollups.run.c.guard_triggered),
         )
-        .select_from(rollup_run.join(Run, col(Run.id) == rollup_run.c.run_id))
-        .where(*_runs(scope, rollup_run))
+        .select_from(scope.rollups.run.join(Run, Run.id == scope.rollups.run.c.run_id))
+        .where(*_runs(scope, scope.rollups.run))
         .subquery()
     )
     return select(ledger, items).select_from(ledger.join(items, true()))  # two one-row aggregates, one round trip
@@ -925,9 +1026,9 @@ def _versions_statement(scope: Scope):
         .subquery()
     )
     return (
-        select(grouped, col(Prompt.name), col(PromptVersion.version))
-        .outerjoin(PromptVersion, col(PromptVersion.id) == grouped.c.prompt_version_id)
-        .outerjoin(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
+        select(grouped, Prompt.name, PromptVersion.version)
+        .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
+        .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
         .order_by(grouped.c.prompt_version_id, grouped.c.model)
     )
 
@@ -1055,8 +1156,8 @@ def _histogram_quantiles(
                     break
                 before += n
 
-    current: Any = None
-    bins: list[Any] = []
+    current: tuple | None = None
+    bins: list = []
     for row in _tuples(conn, statement, params(scope)):
         keys = row[:width]
         if keys != current and bins:
@@ -1088,22 +1189,15 @@ def _day_quantile_statement(scope: Scope, quantile: float):
 def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.95) -> list[dict]:
     """One quantile per day and model. Without a source filter it is read straight off the stored
     running counts of each (day, model) histogram."""
-    if scope.sources or "cum" not in scope.rollups.latency_cum.c:
+    if scope.sources or "cum" not in scope.rollups.latency_cum.c or scope.rollups.delta:
         return _histogram_quantiles(conn, ("day histogram",), scope, ["day", "model"], [quantile], weeks=False)
     statement = _prepared(("day quantile", quantile, shape(scope)), lambda: _day_quantile_statement(scope, quantile))
     return _dicts(conn, statement, params(scope))
 
 
 def _quality_statement(scope: Scope):
-    s = rollup_score
-    keys = [
-        s.c.run_id,
-        col(Run.name),
-        s.c.prompt_version_id,
-        col(Prompt.name),
-        col(PromptVersion.version),
-        s.c.scorer_name,
-    ]
+    s = scope.rollups.score
+    keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
     return (
         select(
             *keys,
@@ -1115,9 +1209,9 @@ def _quality_statement(scope: Scope):
             func.sum(s.c.n_error),
         )
         .select_from(s)
-        .join(Run, col(Run.id) == s.c.run_id)
-        .join(PromptVersion, col(PromptVersion.id) == s.c.prompt_version_id)
-        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
+        .join(Run, Run.id == s.c.run_id)
+        .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
         .where(*_runs(scope, s))
         .group_by(*keys)
         .order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id)
@@ -1188,24 +1282,32 @@ def calls_page(
     return rows, int(_tuples(conn, count, values)[0][0])
 
 
-def spend_between(conn: Connection, first_day: str, last_day: str) -> float:
-    """All spend on the days first_day..last_day (for budgets: no filters)."""
-    return float(
-        conn.execute(
-            select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
-                rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
+def spend_between(conn: Connection, first_day: str, last_day: str, mark: int | None = None) -> float:
+    """All spend on the days first_day..last_day (for budgets: no filters). With `mark` (the ledger id
+    the rollups hold), the spend of later ledger rows is read from the ledger and added: exact
+    without folding anything."""
+    spent = conn.execute(
+        select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
+            rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
+        )
+    ).scalar()
+    if mark is not None:
+        first = datetime.combine(date.fromisoformat(first_day), dtime(), UTC)
+        after = datetime.combine(date.fromisoformat(last_day), dtime(), UTC) + timedelta(days=1)
+        spent += conn.execute(
+            select(func.coalesce(func.sum(call.c.cost_usd), 0.0)).where(
+                call.c.id > mark, call.c.created_at >= first, call.c.created_at < after
             )
         ).scalar()
-        or 0.0
-    )
+    return float(spent)
 
 
 def prompt_choices(conn: Connection) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     query = (
-        select(col(Prompt.name), col(PromptVersion.version))
-        .join(PromptVersion, col(PromptVersion.prompt_id) == col(Prompt.id))
-        .order_by(col(Prompt.name), col(PromptVersion.version))
+        select(Prompt.name, PromptVersion.version)
+        .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+        .order_by(Prompt.name, PromptVersion.version)
     )
     for name, version in conn.execute(query):
         out.setdefault(name, []).append(version)
@@ -1214,24 +1316,22 @@ def prompt_choices(conn: Connection) -> dict[str, list[int]]:
 
 def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
     return [
-        (type_cast(int, run_id), name)
-        for run_id, name in conn.execute(select(col(Run.id), col(Run.name)).order_by(col(Run.id).desc()).limit(limit))
+        (run_id, name)
+        for run_id, name in conn.execute(select(Run.id, Run.name).order_by(col(Run.id).desc()).limit(limit))
     ]
 
 
-def known_models(conn: Connection) -> list[str]:
+def known_models(conn: Connection, mark: int | None = None) -> list[str]:
+    """Every model in the rollups, and (with `mark`) in the ledger rows they do not hold yet."""
     weeks = rollup_call.c.day >= WEEK  # every model has week rows, and there are 7x fewer of them
-    return [
-        m for (m,) in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct().order_by(rollup_call.c.model))
-    ]
+    found = {m for (m,) in _tuples(conn, select(rollup_call.c.model).where(weeks).distinct())}
+    if mark is not None:
+        found |= {m for (m,) in _tuples(conn, select(call.c.model).where(call.c.id > mark).distinct())}
+    return sorted(found)
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:
-    query = (
-        select(col(PromptVersion.id))
-        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
-        .where(col(Prompt.name) == prompt)
-    )
+    query = select(PromptVersion.id).join(Prompt, Prompt.id == PromptVersion.prompt_id).where(Prompt.name == prompt)
     if version is not None:
-        query = query.where(col(PromptVersion.version) == version)
-    return tuple(conn.execute(query.order_by(col(PromptVersion.id))).scalars())
+        query = query.where(PromptVersion.version == version)
+    return tuple(conn.execute(query.order_by(PromptVersion.id)).scalars())

@@ -1,4 +1,5 @@
-"""The call ledger's queries: one row per model call, and the cache that is the ledger itself.
+"""The call ledger's queries: one row per model call, the cache that is the ledger itself, and
+reads over it that are not the dashboard's (which has its own rollups).
 
 A cached reply is a successful call (no error type) that was itself made, not served from the
 cache, with the same request hash. Failed calls are recorded but never served.
@@ -6,11 +7,11 @@ cache, with the same request hash. Failed calls are recorded but never served.
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlmodel import col
 
 from storage.db import engine, session
-from storage.tables import LlmCall
+from storage.tables import LlmCall, Run, Score
 
 CHUNK = 500
 
@@ -69,3 +70,23 @@ def recent(limit: int = 50, source: str | None = None) -> list[LlmCall]:
         if source:
             query = query.filter(col(LlmCall.source) == source)
         return list(query.order_by(col(LlmCall.id).desc()).limit(limit).all())
+
+
+def totals() -> dict:
+    """How many calls there are and what they cost in all."""
+    with engine().connect() as conn:
+        calls, spend = conn.execute(select(func.count(), func.coalesce(func.sum(col(LlmCall.cost_usd)), 0.0))).one()
+    return {"calls": calls, "spend_usd": float(spend or 0.0)}
+
+
+def stamp() -> tuple:
+    """What changes whenever a figure computed from calls, runs or scores can change: the database,
+    the newest call, score and run, and the latest heartbeat and finish of any run. Cheap (maxima on
+    keys and a small table), so pages can key cached reads on it."""
+    with engine().connect() as conn:
+        calls = conn.execute(select(func.max(col(LlmCall.id)))).scalar()
+        scores = conn.execute(select(func.max(col(Score.id)))).scalar()
+        runs = conn.execute(
+            select(func.max(col(Run.id)), func.max(col(Run.heartbeat_at)), func.max(col(Run.finished_at)))
+        ).one()
+    return (str(engine().url), calls, scores, *[str(value) for value in runs])

@@ -335,7 +335,9 @@ def test_pairwise_concurrency_is_bounded(fake_model, monkeypatch):
     result = judged_pair(fake_model, n=10)
     monkeypatch.setattr(fake_model, "next_reply", lambda model, messages: "Winner: tie")
     fake_model.delay = 0.02
-    real, state = calls.acomplete, {"now": 0, "max": 0}
+    from workbench.models import client as models
+
+    real, state = models.complete, {"now": 0, "max": 0}
 
     async def counting(*args, **kwargs):
         state["now"] += 1
@@ -345,7 +347,7 @@ def test_pairwise_concurrency_is_bounded(fake_model, monkeypatch):
         finally:
             state["now"] -= 1
 
-    monkeypatch.setattr(calls, "acomplete", counting)
+    monkeypatch.setattr(models, "complete", counting)
     out = compare.pairwise_judge(
         result, result.baseline, result.variants[1].label, "fake/judge-slow", concurrency=3, limit=5
     )

@@ -14,6 +14,7 @@ import yaml
 from workbench import runs
 from workbench.errors import WorkbenchError
 from workbench.fake_server import start_fake_server
+from workbench.jobs import queue
 from workbench.jobs import runs as run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +213,7 @@ def test_a_second_executor_is_refused_and_told_the_owner(tmp_path):
 
     with start_fake_server(delay_s=0.05) as srv:
         run_id = start(config_for(srv, write_dataset(tmp_path, 40), concurrency=2))
-        run_jobs.submit(run_id)
+        queue.submit_run(run_id)
         drainer = threading.Thread(target=worker.drain)
         drainer.start()
         deadline = time.time() + 30
@@ -221,7 +222,7 @@ def test_a_second_executor_is_refused_and_told_the_owner(tmp_path):
         owner = run_jobs.owner_of(run_id)
         assert owner
         with pytest.raises(WorkbenchError, match=f"being executed by {owner}"):
-            run_jobs.submit(run_id)
+            queue.submit_run(run_id)
         assert run_jobs.execute(run_id) == "running"  # claims nothing: the shard is held
         drainer.join(60)
         assert runs.get_run(run_id).status == "done"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from storage import ledger
 from storage.tables import LlmCall, utcnow
-from workbench.llm import CallResult, ModelSpec
+from workbench.llm import CallResult
 
 
 def call_values(
@@ -41,20 +41,6 @@ def call_values(
 def record(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> int:
     """Store one call; returns its ledger id."""
     return ledger.insert_call(call_values(result, source, prompt_version_id, run_id))
-
-
-async def acomplete(
-    spec: ModelSpec,
-    messages: list,
-    source: str,
-    prompt_version_id: int | None = None,
-    use_cache: bool = True,
-    timeout: float = 120.0,
-) -> tuple[CallResult, int]:
-    """A call through the one call path, recorded at once. Returns the result and its ledger id."""
-    from workbench.models.client import complete
-
-    return await complete(spec, messages, source, prompt_version_id, use_cache=use_cache, timeout=timeout)
 
 
 def recent(limit: int = 50, source: str | None = None) -> list[LlmCall]:

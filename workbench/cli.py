@@ -31,13 +31,14 @@ def cmd_serve(args, streamlit_options: list[str] | None = None) -> int:
         # inotify's queue; a served app has nothing to reload.
         command += ["--server.fileWatcherType", "none", "--server.runOnSave", "false"]
     command += streamlit_options or []
-    children = []
-    if args.workers:
-        children.append(processes.start([sys.executable, "-m", "workbench.cli", "worker", "-w", str(args.workers)]))
-    children.append(processes.start(command, env=os.environ.copy()))
-    processes.on_terminate(lambda: processes.stop_all(children))
-    print(f"Prompt Workbench on http://{args.address}:{args.port}  (data in {config.home()})")
+    children: list[subprocess.Popen] = []
+    processes.exit_on_terminate()
     try:
+        if args.workers:
+            worker = [sys.executable, "-m", "workbench.cli", "worker", "-w", str(args.workers)]
+            children.append(processes.start(worker))
+        children.append(processes.start(command, env=os.environ.copy()))
+        print(f"Prompt Workbench on http://{args.address}:{args.port}  (data in {config.home()})")
         return children[-1].wait()
     finally:
         processes.stop_all(children)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import and_, func, or_, update
-from sqlmodel import select
+from storage import prices as repo
+from workbench import config
+from workbench.errors import WorkbenchError
 
 FREE_PREFIXES = ("local/",)
 PRICE_TTL = 30.0
@@ -27,18 +28,12 @@ _lock = threading.Lock()
 
 def custom_prices() -> dict[str, tuple[float, float]]:
     """{model: (input USD per 1M tokens, output USD per 1M tokens)} from `model_price`, cached."""
-    from storage.db import session
-    from storage.tables import ModelPrice
-    from workbench import config
-
     url = config.database_url()
     with _lock:
         cached = _prices.get(url)
         if cached is not None and time.monotonic() - cached[0] < PRICE_TTL:
             return cached[1]
-    with session() as s:
-        rows = s.exec(select(ModelPrice.model, ModelPrice.input_per_million, ModelPrice.output_per_million)).all()
-    prices = {model: (float(i), float(o)) for model, i, o in rows}
+    prices = repo.all_prices()
     with _lock:
         _prices[url] = (time.monotonic(), prices)
     return prices
@@ -64,9 +59,7 @@ def call_cost(model: str, input_tokens: int | None, output_tokens: int | None) -
         return 0.0
     if input_tokens is None and output_tokens is None:
         return None
-    from workbench.llm import litellm_module
-
-    litellm = litellm_module()
+    litellm = _litellm()
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=input_tokens or 0, completion_tokens=output_tokens or 0
@@ -74,6 +67,15 @@ def call_cost(model: str, input_tokens: int | None, output_tokens: int | None) -
     except Exception:
         return None
     return float(prompt_cost + completion_cost)
+
+
+def _litellm():
+    """litellm itself, for its price table. Imported here rather than through `workbench.llm` (which
+    imports this module): pricing needs none of llm's provider set-up, and `config`, imported above,
+    has already pointed litellm at its bundled offline price map."""
+    import litellm
+
+    return litellm
 
 
 def unit_price(model: str) -> tuple[float, float] | None:
@@ -90,10 +92,6 @@ def unit_price(model: str) -> tuple[float, float] | None:
 
 
 def set_price(model: str, input_per_million: float, output_per_million: float) -> None:
-    from storage.db import session
-    from storage.tables import ModelPrice, utcnow
-    from workbench.errors import WorkbenchError
-
     model = (model or "").strip()
     if not model:
         raise WorkbenchError("A price needs a model id.")
@@ -103,21 +101,11 @@ def set_price(model: str, input_per_million: float, output_per_million: float) -
         raise WorkbenchError("Prices must be numbers (USD per 1M tokens).") from None
     if min(prices) < 0:
         raise WorkbenchError("Prices cannot be negative.")
-    with session() as s:
-        row = s.exec(select(ModelPrice).where(ModelPrice.model == model)).first() or ModelPrice(
-            model=model, input_per_million=0, output_per_million=0
-        )
-        row.input_per_million, row.output_per_million, row.updated_at = prices[0], prices[1], utcnow()
-        s.add(row)
+    repo.set_price(model, prices[0], prices[1])
     _forget()
 
 
 def list_prices() -> list[dict]:
-    from storage.db import session
-    from storage.tables import ModelPrice
-
-    with session() as s:
-        rows = s.exec(select(ModelPrice).order_by(ModelPrice.model)).all()
     return [
         {
             "model": r.model,
@@ -125,21 +113,15 @@ def list_prices() -> list[dict]:
             "output_per_million": r.output_per_million,
             "updated_at": r.updated_at,
         }
-        for r in rows
+        for r in repo.listing()
     ]
 
 
 def delete_price(model: str) -> bool:
     """Remove a custom price (litellm's table applies again to new calls); True if there was one."""
-    from sqlalchemy import delete
-
-    from storage.db import engine
-    from storage.tables import ModelPrice
-
-    with engine().begin() as conn:
-        removed = conn.execute(delete(ModelPrice).where(ModelPrice.model == model)).rowcount
+    removed = repo.delete_price(model)
     _forget()
-    return bool(removed)
+    return removed
 
 
 def recompute_costs(model: str | None = None) -> int:
@@ -149,28 +131,5 @@ def recompute_costs(model: str | None = None) -> int:
     Without `model`: every model with a custom price. A named model gets its current price (custom,
     free, or litellm's); one nobody prices becomes unpriced (None). Cache hits stay at 0 and failed
     calls stay unpriced: neither was billed."""
-    from storage import dashboard_queries
-    from storage.db import engine
-    from storage.tables import LlmCall
-
     models = [model] if model else sorted(custom_prices())
-    updated = 0
-    for name in models:
-        price = unit_price(name)
-        tokens = func.coalesce(LlmCall.input_tokens, 0), func.coalesce(LlmCall.output_tokens, 0)
-        cost = (tokens[0] * price[0] + tokens[1] * price[1]) / 1_000_000 if price else None
-        with engine().begin() as conn:
-            updated += conn.execute(
-                update(LlmCall)
-                .where(
-                    and_(
-                        LlmCall.model == name,
-                        LlmCall.cached.is_(False),
-                        LlmCall.error_type.is_(None),
-                        or_(LlmCall.input_tokens.is_not(None), LlmCall.output_tokens.is_not(None)),
-                    )
-                )
-                .values(cost_usd=cost)
-            ).rowcount
-            dashboard_queries.rebuild_model(conn, name)
-    return updated
+    return sum(repo.reprice(name, unit_price(name)) for name in models)

@@ -17,9 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
+from storage import app_settings, ledger
 from storage import dashboard_queries as q
-from storage.db import engine, session
-from storage.tables import AppSetting, utcnow
 from workbench.errors import WorkbenchError
 
 SOURCES = ("playground", "run", "judge", "rag")
@@ -78,26 +77,42 @@ def _scope(conn, filters: Filters, upto: int) -> q.Scope:
     )
 
 
+def data_stamp() -> tuple:
+    """Changes whenever any dashboard figure can: what pages key their cached reads on."""
+    return ledger.stamp()
+
+
+def refresh_rollups() -> int:
+    """Fold new ledger rows and changed runs into the stored rollups; returns the ledger id they hold.
+
+    The one dashboard function that writes. The worker calls it after a run's writes and
+    `workbench serve` now and then; reads never do (they stay exact without it, only slower)."""
+    return q.refresh()
+
+
 @contextmanager
 def reading(filters: Filters, previous: bool = True):
-    """Refresh the rollups, then yield a connection, the filters' scope and (if asked) the previous
-    period's, at one snapshot. A narrow scope (a run, or a prompt with a source) first folds its
-    own ledger rows, both periods at once, into temporary rollups on this connection."""
-    eng = engine()
-    upto = q.refresh(eng)
-    with eng.connect() as conn:
-        scope = _scope(conn, filters, upto)
-        before = _scope(conn, filters.previous(), upto) if previous else None
+    """Yield a connection, the filters' scope and (if asked) the previous period's, at one snapshot,
+    without writing to the database.
+
+    A narrow scope (a run, or a prompt with a source) first folds its own ledger rows, both periods
+    at once, into temporary rollups on this connection. Any other scope reads the stored rollups,
+    plus, while they are behind (calls or runs since the last `refresh_rollups`), temporary rollups
+    of just the newer ledger rows and the changed runs: exact figures, and only TEMPORARY tables are
+    written, which takes no lock on the database."""
+    with q.snapshot() as conn:
+        behind = q.pending(conn)
+        scope = _scope(conn, filters, behind.top)
+        before = _scope(conn, filters.previous(), behind.top) if previous else None
         if scope.narrow:
-            built = q.build_narrow(conn, replace(scope, first_day=(before or scope).first_day))
-            scope = replace(scope, rollups=built.rollups)
-            before = before and replace(before, rollups=built.rollups)
-        try:
-            yield conn, scope, before
-        finally:
-            if scope.narrow:
-                q.drop_narrow(conn)
-                conn.commit()
+            built = q.build_narrow(conn, replace(scope, first_day=(before or scope).first_day), behind.runs)
+        elif behind.stale:
+            built = q.build_delta(conn, scope, behind)
+        else:
+            built = scope
+        scope = replace(scope, rollups=built.rollups)
+        before = before and replace(before, rollups=built.rollups)
+        yield conn, scope, before
 
 
 # --- headline figures ---------------------------------------------------------------------------
@@ -212,7 +227,7 @@ def view(filters: Filters) -> Dashboard:
             ),
             quality=_quality_frame(q.run_quality(conn, scope)),
             errors=_frame(q.errors_by_type(conn, scope), ["error_type", "model", "calls"]),
-            models=q.known_models(conn),
+            models=q.known_models(conn, q.pending(conn).mark),
         )
 
 
@@ -253,10 +268,9 @@ def calls_table(
 
 def filter_options() -> dict:
     """What the filters offer: models seen in the ledger, sources, prompts with versions, recent runs."""
-    q.refresh(engine())
-    with engine().connect() as conn:
+    with q.connection() as conn:
         return {
-            "models": q.known_models(conn),
+            "models": q.known_models(conn, q.pending(conn).mark),
             "sources": list(SOURCES),
             "prompts": q.prompt_choices(conn),
             "runs": q.run_choices(conn),
@@ -274,9 +288,7 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 
 def get_budget() -> dict | None:
-    with session() as s:
-        setting = s.get(AppSetting, BUDGET_KEY)
-        return setting.value if setting is not None and setting.value else None
+    return app_settings.get(BUDGET_KEY) or None
 
 
 def set_budget(usd: float | None, period: str = "month") -> None:
@@ -286,10 +298,7 @@ def set_budget(usd: float | None, period: str = "month") -> None:
     if usd is not None and float(usd) < 0:
         raise WorkbenchError("A budget cannot be negative.")
     value = {"usd": float(usd), "period": period} if usd else None
-    with session() as s:
-        setting = s.get(AppSetting, BUDGET_KEY) or AppSetting(key=BUDGET_KEY)
-        setting.value, setting.updated_at = value, utcnow()
-        s.add(setting)
+    app_settings.put(BUDGET_KEY, value)
 
 
 def budget_status(now: datetime | None = None) -> dict | None:
@@ -305,11 +314,11 @@ def budget_status(now: datetime | None = None) -> dict | None:
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     elapsed_today = (now - datetime.combine(today, datetime.min.time())).total_seconds() / 86400
     week_start = today - timedelta(days=6)
-    q.refresh(engine())  # spend is read from the rollups, made current here
-    with engine().connect() as conn:
-        spent_today = q.spend_between(conn, today.isoformat(), today.isoformat())
-        month_to_date = q.spend_between(conn, month_start.isoformat(), today.isoformat())
-        last_week = q.spend_between(conn, week_start.isoformat(), today.isoformat())
+    with q.connection() as conn:  # the rollups as they are, plus the ledger rows they do not hold yet
+        mark = q.pending(conn).mark
+        spent_today = q.spend_between(conn, today.isoformat(), today.isoformat(), mark)
+        month_to_date = q.spend_between(conn, month_start.isoformat(), today.isoformat(), mark)
+        last_week = q.spend_between(conn, week_start.isoformat(), today.isoformat(), mark)
     pace = last_week / (6 + elapsed_today)  # USD per day over the last 7 days (today partly)
     remaining = days_in_month - (today.day - 1) - elapsed_today
     limit = float(budget["usd"])

@@ -24,11 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, insert
-from sqlmodel import select
-
-from storage.db import session
-from storage.tables import Dataset, DatasetRow, DatasetVersion
+from storage import datasets as repo
+from storage.tables import DatasetVersion
 from workbench import config
 from workbench.errors import NotFound, WorkbenchError
 
@@ -468,76 +465,43 @@ def save_version(
         raise WorkbenchError("The dataset has no rows.")
     keys = row_keys(parsed.columns, parsed.rows)
     digest = _content_hash(parsed.columns, keys, parsed.rows)
-    with session() as s:
-        dataset = s.exec(select(Dataset).where(Dataset.name == name)).first()
-        if dataset is None:
-            dataset = Dataset(name=name, description=description or "")
-            s.add(dataset)
-            s.flush()
-        latest = s.exec(
-            select(DatasetVersion)
-            .where(DatasetVersion.dataset_id == dataset.id)
-            .order_by(DatasetVersion.version.desc())
-        ).first()
-        if latest is not None and latest.content_hash == digest:
-            return latest, False
-        version = DatasetVersion(
-            dataset_id=dataset.id,
-            version=(latest.version + 1) if latest else 1,
-            columns=list(parsed.columns),
-            column_types=dict(parsed.column_types),
-            row_count=len(parsed.rows),
-            content_hash=digest,
-            source_filename=source_filename,
-            note=note,
-            author=author or config.author(),
-        )
-        s.add(version)
-        s.flush()
-        payload = [
-            {"dataset_version_id": version.id, "position": i, "row_key": key, "data": row}
-            for i, (key, row) in enumerate(zip(keys, parsed.rows))
-        ]
-        for start in range(0, len(payload), 5000):
-            s.execute(insert(DatasetRow), payload[start : start + 5000])
-        return version, True
+    fields = {
+        "columns": list(parsed.columns),
+        "column_types": dict(parsed.column_types),
+        "row_count": len(parsed.rows),
+        "content_hash": digest,
+        "source_filename": source_filename,
+        "note": note,
+        "author": author or config.author(),
+    }
+    return repo.save_version(name, description, fields, list(zip(keys, parsed.rows)))
 
 
 def list_datasets() -> list[dict]:
-    with session() as s:
-        out = []
-        for dataset in s.exec(select(Dataset).order_by(Dataset.name)).all():
-            latest = s.exec(
-                select(DatasetVersion)
-                .where(DatasetVersion.dataset_id == dataset.id)
-                .order_by(DatasetVersion.version.desc())
-            ).first()
-            out.append(
-                {
-                    "name": dataset.name,
-                    "description": dataset.description,
-                    "versions": latest.version if latest else 0,
-                    "rows": latest.row_count if latest else 0,
-                    "columns": ", ".join(latest.columns) if latest else "",
-                }
-            )
-        return out
+    return [
+        {
+            "name": entry["dataset"].name,
+            "description": entry["dataset"].description,
+            "versions": latest.version if latest else 0,
+            "rows": latest.row_count if latest else 0,
+            "columns": ", ".join(latest.columns) if latest else "",
+        }
+        for entry in repo.listing()
+        for latest in [entry["latest"]]
+    ]
 
 
 def versions(name: str) -> list[DatasetVersion]:
-    with session() as s:
-        dataset = s.exec(select(Dataset).where(Dataset.name == name)).first()
-        if dataset is None:
-            raise NotFound(f"No dataset named {name!r}.")
-        return list(
-            s.exec(
-                select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id).order_by(DatasetVersion.version)
-            ).all()
-        )
+    dataset = repo.find(name)
+    if dataset is None or dataset.id is None:
+        raise NotFound(f"No dataset named {name!r}.")
+    return repo.versions(dataset.id)
 
 
 def get_version(name: str, version: int | None = None) -> DatasetVersion:
     found = versions(name)
+    if not found:
+        raise NotFound(f"Dataset {name!r} has no versions.")
     if version is None:
         return found[-1]
     for v in found:
@@ -547,37 +511,24 @@ def get_version(name: str, version: int | None = None) -> DatasetVersion:
 
 
 def version_by_id(version_id: int) -> DatasetVersion:
-    with session() as s:
-        found = s.get(DatasetVersion, version_id)
-        if found is None:
-            raise NotFound(f"No dataset version {version_id}.")
-        return found
+    found = repo.version_by_id(version_id)
+    if found is None:
+        raise NotFound(f"No dataset version {version_id}.")
+    return found
 
 
 def label_of(version: DatasetVersion) -> str:
-    with session() as s:
-        return f"{s.get(Dataset, version.dataset_id).name}@{version.version}"
+    dataset = repo.by_id(version.dataset_id)
+    return f"{dataset.name if dataset else '?'}@{version.version}"
 
 
 def rows(version_id: int, limit: int | None = None, offset: int = 0) -> list[tuple[str, dict]]:
     """(row_key, data) in order; paginated for big datasets."""
-    with session() as s:
-        query = (
-            select(DatasetRow.row_key, DatasetRow.data)
-            .where(DatasetRow.dataset_version_id == version_id)
-            .order_by(DatasetRow.position)
-            .offset(offset)
-        )
-        if limit:
-            query = query.limit(limit)
-        return [(key, data) for key, data in s.exec(query).all()]
+    return repo.rows(version_id, limit, offset)
 
 
 def row_count(version_id: int) -> int:
-    with session() as s:
-        return s.exec(
-            select(func.count()).select_from(DatasetRow).where(DatasetRow.dataset_version_id == version_id)
-        ).one()
+    return repo.row_count(version_id)
 
 
 def resolve_for_run(ref: str, base_dir: str | None = None) -> DatasetVersion:
@@ -599,15 +550,14 @@ def resolve_for_run(ref: str, base_dir: str | None = None) -> DatasetVersion:
 
 def prompt_coverage(columns: list[str]) -> list[dict]:
     """For each prompt's latest version: does a dataset with these columns satisfy its variables?"""
-    from workbench import prompts
+    from storage import prompts as prompt_repo
 
     out = []
-    for entry in prompts.list_prompts():
-        version = prompts.get_version(entry["name"], entry["latest"])
+    for name, version in prompt_repo.latest_versions():
         missing = [v for v in version.variables if v not in columns]
         out.append(
             {
-                "prompt": entry["name"],
+                "prompt": name,
                 "version": version.version,
                 "variables": ", ".join(version.variables),
                 "ok": not missing,

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from storage.db import session
-from storage.tables import AppSetting, utcnow
+from storage import app_settings
 from workbench import calls
 from workbench.config import SAMPLE_DATA
 from workbench.scoring import ScoreContext
@@ -146,26 +145,19 @@ def save_results(results: dict) -> dict:
         raise ValueError("save_results takes the results of one evaluate() call (one model)")
     model = models.pop()
     saved_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with session() as s:
-        row = s.get(AppSetting, SETTING_KEY)
-        current = dict(row.value or {}) if row is not None else {}
-        value = {
+
+    def merged(current: dict | None) -> dict:
+        return {
             "saved_at": saved_at,
-            "models": {**(current.get("models") or {}), model: {"saved_at": saved_at, "rubrics": results}},
+            "models": {**((current or {}).get("models") or {}), model: {"saved_at": saved_at, "rubrics": results}},
         }
-        if row is None:
-            s.add(AppSetting(key=SETTING_KEY, value=value))
-        else:
-            row.value, row.updated_at = value, utcnow()  # a new dict: in-place edits of JSON go unnoticed
-            s.add(row)
-    return value
+
+    return app_settings.update(SETTING_KEY, merged)
 
 
 def latest_results() -> dict | None:
     """{"saved_at", "models": {model: {"saved_at", "rubrics": {rubric: agreement}}}}, or None if never measured."""
-    with session() as s:
-        row = s.get(AppSetting, SETTING_KEY)
-        return row.value if row is not None and row.value else None
+    return app_settings.get(SETTING_KEY) or None
 
 
 def as_rows(saved: dict) -> list[dict]:

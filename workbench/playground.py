@@ -6,9 +6,9 @@ import asyncio
 
 from storage.tables import PromptVersion
 from workbench import prompts, templates
-from workbench.calls import acomplete
 from workbench.errors import WorkbenchError
 from workbench.llm import CallResult, ModelSpec
+from workbench.models.client import complete
 
 
 def run(
@@ -31,7 +31,7 @@ def run(
     async def all_calls():
         return await asyncio.gather(
             *[
-                acomplete(
+                complete(
                     spec, messages, "playground", prompt_version_id=version.id, use_cache=use_cache, timeout=timeout
                 )
                 for spec in specs

@@ -2,7 +2,7 @@
 
 `workbench serve` starts the UI and a worker, `workbench eval --workers N` starts N-1 helpers.
 Each child asks the kernel (Linux PR_SET_PDEATHSIG) for SIGTERM when its parent dies, even by
-kill -9, and `stop_all` ends them on a normal exit or SIGTERM: no orphans either way.
+kill -9, and `stop_all` (from a `finally`, see `exit_on_terminate`) ends them on a normal exit or SIGTERM: no orphans either way.
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ def stop_all(children: list[subprocess.Popen], timeout: float = 10.0) -> None:
             child.wait()
 
 
-def on_terminate(handler) -> None:
-    """Run `handler` on SIGTERM and SIGINT (then exit)."""
+def exit_on_terminate() -> None:
+    """Turn SIGTERM (and SIGINT) into SystemExit in the main thread, so the caller's `finally`
+    stops its children. The handler itself must not wait for them: it may have interrupted a
+    `Popen.wait` that holds the lock every other wait needs."""
 
     def handle(signum, _frame):
-        handler()
-        sys.exit(128 + signum)
+        raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

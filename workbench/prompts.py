@@ -13,10 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlmodel import select
-
-from storage.db import session
-from storage.tables import LabelEvent, Prompt, PromptLabel, PromptVersion, utcnow
+from storage import prompts as repo
+from storage.tables import Prompt, PromptVersion
 from workbench import config, templates
 from workbench.errors import NotFound, WorkbenchError
 
@@ -101,120 +99,79 @@ def save_version(
         messages = None
     found_variables = validate(kind, template, messages, model, params)
     digest = content_hash(kind, template, messages, model, params)
-    with session() as s:
-        prompt = s.exec(select(Prompt).where(Prompt.name == name)).first()
-        if prompt is None:
-            prompt = Prompt(name=name, description=description or "")
-            s.add(prompt)
-            s.flush()
-        elif description is not None and description != prompt.description:
-            prompt.description = description
-        latest = s.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.version.desc())
-        ).first()
-        if latest is not None and latest.content_hash == digest:
-            return SaveResult(latest, created=False)
-        version = PromptVersion(
-            prompt_id=prompt.id,
-            version=(latest.version + 1) if latest else 1,
-            kind=kind,
-            template=template,
-            messages=messages,
-            variables=found_variables,
-            model=model.strip(),
-            params=params,
-            content_hash=digest,
-            note=note,
-            author=author or config.author(),
-        )
-        s.add(version)
-        s.flush()
-        return SaveResult(version, created=True)
+    version, created = repo.save_version(
+        name,
+        description,
+        {
+            "kind": kind,
+            "template": template,
+            "messages": messages,
+            "variables": found_variables,
+            "model": model.strip(),
+            "params": params,
+            "content_hash": digest,
+            "note": note,
+            "author": author or config.author(),
+        },
+    )
+    return SaveResult(version, created=created)
 
 
 def list_prompts() -> list[dict]:
     """Each prompt with its latest version number and labels, for the list view."""
-    with session() as s:
-        prompts = s.exec(select(Prompt).order_by(Prompt.name)).all()
-        out = []
-        for prompt in prompts:
-            versions = s.exec(select(PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)).all()
-            labels = labels_of(prompt.name, s=s)
-            out.append(
-                {
-                    "name": prompt.name,
-                    "description": prompt.description,
-                    "versions": len(versions),
-                    "latest": max(versions) if versions else None,
-                    **{label: labels.get(label) for label in LABELS},
-                }
-            )
-        return out
+    return [
+        {
+            "name": entry["name"],
+            "description": entry["description"],
+            "versions": entry["versions"],
+            "latest": entry["latest"],
+            **{label: entry["labels"].get(label) for label in LABELS},
+        }
+        for entry in repo.listing()
+    ]
 
 
-def get_prompt(name: str, s=None) -> Prompt:
-    def find(s):
-        prompt = s.exec(select(Prompt).where(Prompt.name == name)).first()
-        if prompt is None:
-            raise NotFound(f"No prompt named {name!r}.")
-        return prompt
+def get_prompt(name: str) -> Prompt:
+    prompt = repo.find(name)
+    if prompt is None:
+        raise NotFound(f"No prompt named {name!r}.")
+    return prompt
 
-    if s is not None:
-        return find(s)
-    with session() as s:
-        return find(s)
+
+def _prompt_id(name: str) -> int:
+    prompt = get_prompt(name)
+    assert prompt.id is not None  # stored rows have ids
+    return prompt.id
 
 
 def versions(name: str) -> list[PromptVersion]:
-    with session() as s:
-        prompt = get_prompt(name, s)
-        return list(
-            s.exec(
-                select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.version)
-            ).all()
-        )
+    return repo.versions(_prompt_id(name))
 
 
 def get_version(name: str, version: int) -> PromptVersion:
-    with session() as s:
-        prompt = get_prompt(name, s)
-        found = s.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.version == version)
-        ).first()
-        if found is None:
-            raise NotFound(f"Prompt {name!r} has no version {version}.")
-        return found
+    found = repo.version(_prompt_id(name), version)
+    if found is None:
+        raise NotFound(f"Prompt {name!r} has no version {version}.")
+    return found
 
 
 def version_by_id(version_id: int) -> PromptVersion:
-    with session() as s:
-        found = s.get(PromptVersion, version_id)
-        if found is None:
-            raise NotFound(f"No prompt version with id {version_id}.")
-        return found
+    found = repo.version_by_id(version_id)
+    if found is None:
+        raise NotFound(f"No prompt version with id {version_id}.")
+    return found
 
 
 def prompt_name_of(version: PromptVersion) -> str:
-    with session() as s:
-        return s.get(Prompt, version.prompt_id).name
+    prompt = repo.by_id(version.prompt_id)
+    if prompt is None:
+        raise NotFound(f"No prompt with id {version.prompt_id}.")
+    return prompt.name
 
 
-def labels_of(name: str, s=None) -> dict[str, int]:
+def labels_of(name: str) -> dict[str, int]:
     """{label: version number} for one prompt."""
-
-    def read(s):
-        prompt = get_prompt(name, s)
-        rows = s.exec(
-            select(PromptLabel.label, PromptVersion.version)
-            .join(PromptVersion, PromptVersion.id == PromptLabel.version_id)
-            .where(PromptLabel.prompt_id == prompt.id)
-        ).all()
-        return {label: version for label, version in rows}
-
-    if s is not None:
-        return read(s)
-    with session() as s:
-        return read(s)
+    return repo.labels(_prompt_id(name))
 
 
 def set_label(name: str, label: str, version: int, evidence: str = "", author: str | None = None) -> None:
@@ -222,56 +179,23 @@ def set_label(name: str, label: str, version: int, evidence: str = "", author: s
     label = label.strip()
     if not label or "@" in label or label.isdigit():
         raise WorkbenchError("A label is a word such as 'production' or 'staging'.")
-    with session() as s:
-        prompt = get_prompt(name, s)
-        target = s.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.version == version)
-        ).first()
-        if target is None:
-            raise NotFound(f"Prompt {name!r} has no version {version}.")
-        current = s.exec(
-            select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label)
-        ).first()
-        previous_id = current.version_id if current else None
-        if previous_id == target.id:
-            return
-        if current is None:
-            s.add(PromptLabel(prompt_id=prompt.id, label=label, version_id=target.id))
-        else:
-            current.version_id = target.id
-            current.updated_at = utcnow()
-        s.add(
-            LabelEvent(
-                prompt_id=prompt.id,
-                label=label,
-                from_version_id=previous_id,
-                to_version_id=target.id,
-                author=author or config.author(),
-                evidence=evidence,
-            )
-        )
+    target = get_version(name, version)
+    assert target.id is not None
+    repo.move_label(target.prompt_id, label, target.id, author or config.author(), evidence)
 
 
 def label_history(name: str) -> list[dict]:
-    with session() as s:
-        prompt = get_prompt(name, s)
-        numbers = dict(
-            s.exec(select(PromptVersion.id, PromptVersion.version).where(PromptVersion.prompt_id == prompt.id)).all()
-        )
-        events = s.exec(
-            select(LabelEvent).where(LabelEvent.prompt_id == prompt.id).order_by(LabelEvent.id.desc())
-        ).all()
-        return [
-            {
-                "when": e.created_at,
-                "label": e.label,
-                "from": numbers.get(e.from_version_id),
-                "to": numbers[e.to_version_id],
-                "author": e.author,
-                "evidence": e.evidence,
-            }
-            for e in events
-        ]
+    return [
+        {
+            "when": e.created_at,
+            "label": e.label,
+            "from": from_number,
+            "to": to_number,
+            "author": e.author,
+            "evidence": e.evidence,
+        }
+        for e, from_number, to_number in repo.label_events(_prompt_id(name))
+    ]
 
 
 def resolve(ref: str) -> PromptVersion:
@@ -279,10 +203,10 @@ def resolve(ref: str) -> PromptVersion:
     name, _, which = ref.partition("@")
     name, which = name.strip(), which.strip()
     if not which:
-        found = versions(name)
-        if not found:
+        latest = repo.latest_version(_prompt_id(name))
+        if latest is None:
             raise NotFound(f"Prompt {name!r} has no versions.")
-        return found[-1]
+        return latest
     if which.isdigit():
         return get_version(name, int(which))
     labels = labels_of(name)

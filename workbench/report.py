@@ -13,7 +13,10 @@ import sys
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench import compare, datasets, stats
+from workbench import datasets, stats
+from workbench.compare.result import Result
+from workbench.compare.rows import row_view
+from workbench.compare.summary import values_of, verdicts
 from workbench.errors import WorkbenchError
 
 PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880"]
@@ -71,10 +74,10 @@ def difference_chart(summary: dict) -> go.Figure:
     return fig
 
 
-def distribution_chart(result: compare.Result, metric: str) -> go.Figure:
+def distribution_chart(result: Result, metric: str) -> go.Figure:
     """Per-row scores of each variant (row means over repeats), overlaid histograms."""
     chosen = next(m for m in result.metrics if m.name == metric)
-    values = compare.values_of(result, chosen)
+    values = values_of(result, chosen)
     fig = go.Figure()
     for index, (label, by_row) in enumerate(values.items()):
         fig.add_trace(
@@ -98,7 +101,7 @@ def distribution_chart(result: compare.Result, metric: str) -> go.Figure:
     return fig
 
 
-def latency_chart(result: compare.Result) -> go.Figure:
+def latency_chart(result: Result) -> go.Figure:
     """Latency boxes per variant, from calls that reached the model (cache hits excluded)."""
     fig = go.Figure()
     for index, variant in enumerate(result.variants):
@@ -123,7 +126,7 @@ def latency_chart(result: compare.Result) -> go.Figure:
     return fig
 
 
-def figures(result: compare.Result) -> list[go.Figure]:
+def figures(result: Result) -> list[go.Figure]:
     return (
         [difference_chart(result.summary)]
         + [distribution_chart(result, m.name) for m in result.metrics]
@@ -224,9 +227,9 @@ def cost_table(summary: dict) -> list[dict]:
     ]
 
 
-def rows_csv(result: compare.Result) -> bytes:
+def rows_csv(result: Result) -> bytes:
     """Every aligned row: input, expected, and per variant its output and per-row scores (means over repeats)."""
-    view = compare.row_view(result, diffs=False)["rows"]
+    view = row_view(result, diffs=False)["rows"]
     columns = ["row_key", "input", "expected"]
     records = []
     for row in view:
@@ -241,7 +244,7 @@ def rows_csv(result: compare.Result) -> bytes:
     return datasets.to_csv_bytes(columns, records)
 
 
-def write(result: compare.Result, path: str) -> None:
+def write(result: Result, path: str) -> None:
     """The rows (.csv) or a report (.html, .md) to a file, chosen by its extension."""
     if path.endswith(".csv"):
         data = rows_csv(result)
@@ -284,7 +287,7 @@ def print_summary(summary: dict, out=None) -> None:
     if table:
         _print_table([{k: v for k, v in r.items() if k != "test"} for r in table], out)
     print("\nverdicts:", file=out)
-    for line in compare.verdicts(summary) or ["no scores to compare"]:
+    for line in verdicts(summary) or ["no scores to compare"]:
         print(f"  - {line}", file=out)
     if _warnings(summary):
         print("\nwarnings:", file=out)
@@ -364,7 +367,7 @@ def markdown_report(summary: dict, title: str = "Comparison") -> str:
         parts += ["## Notes\n"] + [f"- {n}" for n in summary["notes"]] + [""]
     table = summary_table(summary)
     parts += ["## Summary\n", _md_table(table) if table else "No scores to compare.\n", "## Verdicts\n"]
-    parts += [f"- {v}" for v in compare.verdicts(summary)] or ["- no scores to compare"]
+    parts += [f"- {v}" for v in verdicts(summary)] or ["- no scores to compare"]
     if _warnings(summary):
         parts += ["", "## Warnings\n"] + [f"- {w}" for w in _warnings(summary)]
     if summary.get("pairwise"):
@@ -399,11 +402,11 @@ def _html_list(lines: list[str], css: str = "") -> str:
     return f"<ul class='{css}'>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
-def html_report(result: compare.Result, title: str = "Comparison", rows: int = 50) -> str:
+def html_report(result: Result, title: str = "Comparison", rows: int = 50) -> str:
     """A self-contained page: tables, verdicts, charts (plotly.js inlined once) and the first rows side by side."""
     summary = result.summary
     charts = [fig.to_html(full_html=False, include_plotlyjs=(index == 0)) for index, fig in enumerate(figures(result))]
-    view = compare.row_view(result, limit=rows)
+    view = row_view(result, limit=rows)
     labels = list(view["rows"][0]["variants"]) if view["rows"] else []
     side = "".join(
         "<tr><td>"
@@ -446,7 +449,7 @@ def html_report(result: compare.Result, title: str = "Comparison", rows: int = 5
         "<h2>Summary</h2>",
         _html_table(summary_table(summary)),
         "<h2>Verdicts</h2>",
-        _html_list(compare.verdicts(summary) or ["no scores to compare"]),
+        _html_list(verdicts(summary) or ["no scores to compare"]),
         ("<h2>Warnings</h2>" + _html_list(_warnings(summary), "note")) if _warnings(summary) else "",
         ("<h2>Pairwise judge</h2>" + _html_table(_pairwise_records(summary))) if summary.get("pairwise") else "",
         "<h2>Cost and latency</h2>",

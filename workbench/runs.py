@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy import case, func, insert, update
-from sqlalchemy import select as sa_select
-from sqlmodel import select
 
-from storage.db import engine as db_engine
-from storage.db import session
-from storage.tables import DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow
+from storage import datasets as dataset_repo
+from storage import leases, queries
+from storage import runs as repo
+from storage.tables import DatasetVersion, PromptVersion, Run, utcnow
 from workbench import datasets, guardrails, prompts
 from workbench.errors import NotFound, WorkbenchError
 from workbench.llm import ModelSpec
@@ -204,43 +202,34 @@ _literal_keys: dict[tuple[int, str], str] = {}
 
 def create_run(plan: RunPlan) -> int:
     """Write the run and its whole plan of items in one transaction; returns the run id."""
-    with session() as s:
-        run = Run(
-            name=plan.name,
-            config=plan.config,
-            status="pending",
-            dataset_version_id=plan.dataset_version.id,
-            concurrency=plan.concurrency,
-            budget_usd=plan.budget_usd,
-            use_cache=plan.use_cache,
-            repeat=plan.repeat,
-        )
-        s.add(run)
-        s.flush()
-        row_ids = s.exec(
-            select(DatasetRow.id)
-            .where(DatasetRow.dataset_version_id == plan.dataset_version.id)
-            .order_by(DatasetRow.position)
-        ).all()[: plan.limit]
-        items = [
-            {
-                "run_id": run.id,
-                "prompt_version_id": v.id,
-                "model": m.label,
-                "dataset_row_id": row_id,
-                "repeat": r,
-                "status": "pending",
-            }
-            for v in plan.prompt_versions
-            for m in plan.models
-            for row_id in row_ids
-            for r in range(plan.repeat)
-        ]
-        if not items:
-            raise WorkbenchError("The dataset has no rows: nothing to run.")
-        for start in range(0, len(items), 5000):
-            s.execute(insert(RunItem), items[start : start + 5000])
-        run_id = run.id
+    run = Run(
+        name=plan.name,
+        config=plan.config,
+        status="pending",
+        dataset_version_id=plan.dataset_version.id,
+        concurrency=plan.concurrency,
+        budget_usd=plan.budget_usd,
+        use_cache=plan.use_cache,
+        repeat=plan.repeat,
+    )
+    assert plan.dataset_version.id is not None
+    row_ids = dataset_repo.row_ids(plan.dataset_version.id, plan.limit)
+    items = [
+        {
+            "prompt_version_id": v.id,
+            "model": m.label,
+            "dataset_row_id": row_id,
+            "repeat": r,
+            "status": "pending",
+        }
+        for v in plan.prompt_versions
+        for m in plan.models
+        for row_id in row_ids
+        for r in range(plan.repeat)
+    ]
+    if not items:
+        raise WorkbenchError("The dataset has no rows: nothing to run.")
+    run_id = repo.create(run, items)
     for spec in plan.models:
         if spec.api_key:
             _literal_keys[(run_id, spec.label)] = spec.api_key
@@ -258,48 +247,46 @@ def model_specs(run: Run) -> dict[str, ModelSpec]:
 
 
 def get_run(run_id: int) -> Run:
-    with session() as s:
-        run = s.get(Run, run_id)
-        if run is None:
-            raise NotFound(f"No run with id {run_id}.")
-        return run
+    run = repo.get(run_id)
+    if run is None:
+        raise NotFound(f"No run with id {run_id}.")
+    return run
+
+
+ACTIVE = ("queued", "running", "cancelling")
+
+
+def job_prefix(run_id: int) -> str:
+    """The keys of a run's jobs (its shards, see workbench.jobs.runs) start with this."""
+    return f"run:{run_id}:"
 
 
 def effective_status(run: Run) -> str:
-    """What a person should see: an active run with no live worker is `queued` or `interrupted`
-    (see workbench.jobs.runs)."""
-    from workbench.jobs import runs as run_jobs
-
-    return run_jobs.effective_status(run.id, run.status)  # type: ignore[arg-type]
-
-
-def request_cancel(run_id: int) -> None:
-    """Ask the run's worker (in any process) to stop; it notices on its next heartbeat."""
-    from workbench.jobs import runs as run_jobs
-
-    run_jobs.cancel(run_id)
+    """What a person should see: an active run with no live worker is `queued` while one of its
+    shards waits for a worker, `interrupted` when none is left to do (its worker died)."""
+    if run.status not in ACTIVE:
+        return run.status
+    prefix = job_prefix(run.id or 0)
+    if leases.holders(prefix):
+        return "cancelling" if run.status == "cancelling" else "running"
+    return "queued" if leases.pending(prefix) else "interrupted"
 
 
-def progress(run_id: int) -> dict:
-    """Counts over items and spend so far, in SQL."""
-    eng = db_engine()
-    with eng.connect() as conn:
-        counts = dict(
-            conn.execute(
-                sa_select(RunItem.status, func.count()).where(RunItem.run_id == run_id).group_by(RunItem.status)
-            ).all()
-        )
-        calls = conn.execute(
-            sa_select(
-                func.count(),
-                func.sum(case((LlmCall.cached, 1), else_=0)),
-                func.coalesce(func.sum(LlmCall.cost_usd), 0.0),
-                func.coalesce(func.sum(LlmCall.input_tokens), 0),
-                func.coalesce(func.sum(LlmCall.output_tokens), 0),
-                func.min(LlmCall.created_at),
-                func.max(LlmCall.created_at),
-            ).where(LlmCall.run_id == run_id)
-        ).one()
+def request_cancel(run_id: int) -> str:
+    """Ask the run to stop. A run no worker holds is cancelled at once; a running one stops at its
+    worker's next heartbeat (a worker in any process)."""
+    run = get_run(run_id)
+    if run.status not in ACTIVE + ("pending", "interrupted"):
+        return run.status
+    if leases.holders(job_prefix(run_id)):
+        mark(run_id, status="cancelling")
+        return "cancelling"
+    leases.drop(job_prefix(run_id))
+    mark(run_id, status="cancelled", finished_at=utcnow())
+    return "cancelled"
+
+
+def _progress(counts: dict, calls: tuple) -> dict:
     total = sum(counts.values())
     done = counts.get("done", 0)
     failed = counts.get("error", 0) + counts.get("blocked", 0)
@@ -319,12 +306,19 @@ def progress(run_id: int) -> dict:
     }
 
 
+def progress(run_id: int) -> dict:
+    """Counts over items and spend so far, in SQL."""
+    found = repo.progress_counts([run_id])[run_id]
+    return _progress(found["items"], found["calls"])
+
+
 def list_runs(limit: int = 50) -> list[dict]:
-    with session() as s:
-        runs = s.exec(select(Run).order_by(Run.id.desc()).limit(limit)).all()
+    runs = repo.latest(limit)
+    counts = repo.progress_counts([run.id for run in runs if run.id is not None])
     out = []
     for run in runs:
-        p = progress(run.id)
+        found = counts[run.id or 0]
+        p = _progress(found["items"], found["calls"])
         out.append(
             {
                 "id": run.id,
@@ -364,32 +358,9 @@ def results(
     run_id: int, limit: int | None = 200, offset: int = 0, status: str | None = None, search: str | None = None
 ) -> list[dict]:
     """One page of per-item results joined with their row, version and call."""
-    from storage.tables import Prompt
-
-    with session() as s:
-        query = (
-            select(RunItem, DatasetRow, PromptVersion, Prompt.name, LlmCall)
-            .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
-            .join(PromptVersion, PromptVersion.id == RunItem.prompt_version_id)
-            .join(Prompt, Prompt.id == PromptVersion.prompt_id)
-            .join(LlmCall, LlmCall.id == RunItem.call_id, isouter=True)
-            .where(RunItem.run_id == run_id)
-            .order_by(RunItem.id)
-        )
-        if status:
-            query = query.where(RunItem.status == status)
-        if search:
-            query = query.where(LlmCall.output.contains(search))
-        if limit:
-            query = query.limit(limit).offset(offset)
-        rows = s.exec(query).all()
-        item_ids = [item.id for item, *_ in rows]
-        scores = {}
-        if item_ids:
-            for score in s.exec(select(Score).where(Score.run_item_id.in_(item_ids))).all():
-                scores.setdefault(score.run_item_id, {})[score.scorer_name] = score
+    rows = repo.results(run_id, limit, offset, status, search)
     out = []
-    for item, row, version, prompt_name, call in rows:
+    for item, row, version, prompt_name, call, scores in rows:
         record = {
             "item_id": item.id,
             "row_key": row.row_key,
@@ -408,7 +379,7 @@ def results(
             "cached": call.cached if call else None,
             "error": item.error or (call.error if call else None),
         }
-        for name, score in scores.get(item.id, {}).items():
+        for name, score in scores.items():
             record[f"{name}.score"] = score.value
             record[f"{name}.passed"] = score.passed
             record[f"{name}.reason"] = score.error or score.reason
@@ -427,8 +398,7 @@ def export(run_id: int, fmt: str) -> bytes:
 
 
 def mark(run_id: int, **fields) -> None:
-    with db_engine().begin() as conn:
-        conn.execute(update(Run).where(Run.id == run_id).values(**fields))
+    repo.update_fields(run_id, **fields)
 
 
 def now():
@@ -437,8 +407,6 @@ def now():
 
 def summary(run_id: int) -> dict:
     """Progress plus per-scorer aggregates, all computed in SQL."""
-    from storage import queries
-
     p = progress(run_id)
     scorers = queries.score_summary(run_id)
     finished = p["done"] + p["failed"]

@@ -7,10 +7,8 @@ edits to it are never overwritten or followed by a surprise version.
 from __future__ import annotations
 
 import yaml
-from sqlmodel import select
 
-from storage.db import session
-from storage.tables import Prompt
+from storage import prompts as prompt_repo
 from workbench import config, prompts
 
 SAMPLE_PROMPT_FILES = ("prompts.yaml", "rag_prompt.yaml")
@@ -20,8 +18,7 @@ def load_sample_prompts(path=None) -> list[str]:
     paths = [path] if path else [config.SAMPLE_DATA / name for name in SAMPLE_PROMPT_FILES]
     loaded = []
     entries = [entry for p in paths for entry in yaml.safe_load(p.read_text(encoding="utf-8"))]
-    with session() as s:
-        existing = set(s.exec(select(Prompt.name)).all())
+    existing = set(prompt_repo.names())
     for entry in entries:
         if entry["name"] in existing:
             continue

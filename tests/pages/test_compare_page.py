@@ -99,3 +99,28 @@ def test_one_run_needs_a_second_variant(fake_model):
     at.multiselect(key="cmp_runs").set_value([run_id]).run()
     assert not at.exception
     assert any("pick a second run" in i.value for i in at.info)
+
+
+def test_widget_clicks_reuse_the_statistics(fake_model, monkeypatch):
+    """The bootstrap resamples run once per selection and data, not again on every widget click."""
+    from workbench import stats
+
+    a, b = two_runs()
+    counted = []
+    real = stats.compare_variants
+
+    def counting(*args, **kwargs):
+        counted.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "compare_variants", counting)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.multiselect(key="cmp_runs").set_value([a, b]).run()
+    assert not at.exception
+    first = len(counted)
+    assert first > 0
+    at.selectbox(key="cmp_dist_metric").set_value(at.selectbox(key="cmp_dist_metric").options[0]).run()
+    at.run()
+    assert not at.exception and len(counted) == first
+    at.selectbox(key="cmp_alpha").set_value(0.01).run()  # a new selection is computed
+    assert len(counted) > first

@@ -91,3 +91,23 @@ def test_budget_and_price_forms_save():
     assert not at.exception
     assert any("Re-priced 1 calls" in s.value for s in at.success)
     assert metrics(at)["Spend"] == "$0.0002"  # 100 x $1 + 50 x $2 per 1M tokens
+
+
+def test_reruns_reuse_the_panels_until_the_data_changes(monkeypatch):
+    add_calls({"cost_usd": 1.0})
+    views = []
+    real = dashboard.view
+
+    def counting(filters):
+        views.append(filters)
+        return real(filters)
+
+    monkeypatch.setattr(dashboard, "view", counting)
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception and len(views) == 1
+    at.number_input(key="dash_calls_page").set_value(1).run()
+    at.run()
+    assert len(views) == 1
+    add_calls({"cost_usd": 2.0})  # a new call: the panels are read again
+    at.run()
+    assert len(views) == 2 and metrics(at)["Calls"] == "2"

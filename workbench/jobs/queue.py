@@ -13,6 +13,8 @@ import threading
 
 from huey import Huey, RedisHuey, SqliteHuey
 
+from workbench.jobs import kinds, runs
+
 _hueys: dict[str, Huey] = {}
 _tasks: dict[str, object] = {}
 _lock = threading.Lock()
@@ -50,6 +52,10 @@ def enqueue(key: str) -> None:
 
 def run_job(key: str) -> None:
     """Execute the job named by `key` if its lease can be claimed (else another worker has it)."""
-    from workbench.jobs import kinds
-
     kinds.execute(key)
+
+
+def submit_run(run_id: int, retry_errors: bool = False) -> None:
+    """Queue a run (new, or to resume) for the workers. The UI calls this and returns at once."""
+    for key in runs.prepare(run_id, retry_errors):
+        enqueue(key)

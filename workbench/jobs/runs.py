@@ -20,11 +20,8 @@ from workbench import engine, runs
 from workbench.errors import WorkbenchError
 from workbench.jobs.lease import JobBusy, Lease
 
-ACTIVE = ("queued", "running", "cancelling")
-
-
-def prefix(run_id: int) -> str:
-    return f"run:{run_id}:"
+ACTIVE = runs.ACTIVE
+prefix = runs.job_prefix
 
 
 def keys(run_id: int, shards: int) -> list[str]:
@@ -67,14 +64,6 @@ def prepare(run_id: int, retry_errors: bool = False) -> list[str]:
         leases.queue(key)
     runs.mark(run_id, status="queued", finished_at=None, error=None)
     return shard_keys
-
-
-def submit(run_id: int, retry_errors: bool = False) -> None:
-    """Queue a run (new, or to resume) for the workers. The UI calls this and returns at once."""
-    from workbench.jobs import queue
-
-    for key in prepare(run_id, retry_errors):
-        queue.enqueue(key)
 
 
 def execute_key(
@@ -180,30 +169,6 @@ def _refresh_rollups() -> None:
     refresh = getattr(dashboard, "refresh_rollups", None)
     if refresh is not None:
         refresh()
-
-
-def effective_status(run_id: int, status: str) -> str:
-    """What a person should see: a run that says it is active but has no live worker is
-    `queued` while a shard waits for one, `interrupted` when none is left to do."""
-    if status not in ACTIVE:
-        return status
-    if leases.holders(prefix(run_id)):
-        return "cancelling" if status == "cancelling" else "running"
-    return "queued" if leases.pending(prefix(run_id)) else "interrupted"
-
-
-def cancel(run_id: int) -> str:
-    """Ask the run to stop. A run no worker holds is cancelled at once; a running one stops at
-    its worker's next heartbeat."""
-    run = runs.get_run(run_id)
-    if run.status not in ACTIVE + ("pending", "interrupted"):
-        return run.status
-    if leases.holders(prefix(run_id)):
-        runs.mark(run_id, status="cancelling")
-        return "cancelling"
-    leases.drop(prefix(run_id))
-    runs.mark(run_id, status="cancelled", finished_at=utcnow())
-    return "cancelled"
 
 
 def run_now(run_id: int, *, retry_errors: bool = False, on_progress: Callable[[dict], None] | None = None) -> str:

@@ -56,6 +56,7 @@ def run(workers: int = 1) -> None:
     from workbench.jobs import queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     huey = queue.huey()
 
     @huey.on_startup()

@@ -9,7 +9,7 @@ or an unparseable judge reply leaves that metric None on that row and the rest g
 * Retrieval metrics come from `retrieval_metrics` (hit_rate, precision, recall, mrr,
   ndcg at k); a row with nothing marked relevant gets None and is skipped and counted.
 * Answers: a RAG prompt version with `{{context}}` and `{{question}}`, called through the
-  ledger (`calls.acomplete`, source "rag") with bounded concurrency.
+  ledger (`models.complete`, source "rag") with bounded concurrency.
 * ragas 0.4.3 metrics. Offline, with no judge: `non_llm_context_precision` and
   `non_llm_context_recall` (retrieved chunks against the row's relevant_passages; the
   string similarity is aligned to the passage's best window in the chunk, see
@@ -185,13 +185,14 @@ def rag_prompt_refs() -> list[str]:
 
 
 async def _answer(spec, version, record: dict, semaphore: asyncio.Semaphore) -> None:
-    from workbench import calls, prompts
+    from workbench import prompts
+    from workbench.models import client as models
 
     async with semaphore:
         messages = prompts.render_messages(
             version, {"context": format_context(record["retrieved"]), "question": record["question"]}
         )
-        result, call_id = await calls.acomplete(spec, messages, source="rag", prompt_version_id=version.id)
+        result, call_id = await models.complete(spec, messages, source="rag", prompt_version_id=version.id)
     record["call_id"] = call_id
     if result.ok:
         record["answer"] = result.output
@@ -250,8 +251,8 @@ def _json_text(output: str) -> str:
 def ledger_llm(judge_model: str, call_ids: list | None = None):
     """A ragas InstructorBaseRagasLLM whose calls go through our ledger; call ids are appended to call_ids."""
     InstructorBaseRagasLLM, _ = _ragas_bases()
-    from workbench import calls
     from workbench.llm import ModelSpec
+    from workbench.models import client as models
 
     spec = ModelSpec.parse(judge_model)
     if "temperature" not in spec.params:
@@ -261,7 +262,7 @@ def ledger_llm(judge_model: str, call_ids: list | None = None):
         model = spec.id
 
         async def agenerate(self, prompt, response_model):
-            result, call_id = await calls.acomplete(spec, [{"role": "user", "content": prompt}], source="judge")
+            result, call_id = await models.complete(spec, [{"role": "user", "content": prompt}], source="judge")
             if call_ids is not None:
                 call_ids.append(call_id)
             if not result.ok:

@@ -37,11 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-
-from storage.db import session
-from storage.tables import RagIndex, RagIndexVersion
+from storage import indexes as repo
+from storage.tables import RagIndexVersion
 from workbench import config, embeddings
 from workbench.errors import NotFound, WorkbenchError
 from workbench.rag import chunking, documents
@@ -206,11 +203,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _index(s, name: str) -> RagIndex:
-    found = s.exec(select(RagIndex).where(RagIndex.name == name)).first()
-    if found is None:
+def _index_id(name: str) -> int:
+    found = repo.find(name)
+    if found is None or found.id is None:
         raise NotFound(f"No index named {name!r}.")
-    return found
+    return found.id
 
 
 def start_version(
@@ -227,52 +224,38 @@ def start_version(
         raise WorkbenchError("Give the index a name (without '@', which separates name and version).")
     settings = index_config(chunker, chunk_size, overlap, embedding_model)
     check_embedding_model(settings["embedding_model"])
-    try:
-        return _insert_version(name, settings, source_label)
-    except IntegrityError:  # (index, version) is unique: another build took the number first
-        raise WorkbenchError(f"Another build of {name!r} started at the same moment; start this one again.") from None
 
-
-def _insert_version(name: str, settings: dict, source_label: str) -> RagIndexVersion:
-    with session() as s:
-        index = s.exec(select(RagIndex).where(RagIndex.name == name)).first()
-        if index is None:
-            index = RagIndex(name=name)
-            s.add(index)
-            s.flush()
-        latest = s.exec(
-            select(RagIndexVersion.version)
-            .where(RagIndexVersion.index_id == index.id)
-            .order_by(RagIndexVersion.version.desc())
-        ).first()
-        number = (latest or 0) + 1
+    def make(index_id: int, number: int) -> RagIndexVersion:
         build = {"source": source_label, "done": 0, "total": 0, "message": "queued", "heartbeat": _now()}
-        version = RagIndexVersion(
-            index_id=index.id,
+        return RagIndexVersion(
+            index_id=index_id,
             version=number,
             config={**settings, "build": build},
-            collection=f"wb-idx{index.id}-v{number}",
+            collection=f"wb-idx{index_id}-v{number}",
             status="building",
         )
-        s.add(version)
-        s.flush()
-        return version
+
+    return repo.start_version(name, make)
 
 
 def _update_build(version_id: int, **changes) -> None:
-    with session() as s:
-        version = s.get(RagIndexVersion, version_id)
+    def change(version: RagIndexVersion) -> None:
         build = {**version.config.get("build", {}), **changes, "heartbeat": _now()}
         version.config = {**version.config, "build": build}  # a new dict, so the JSON column is saved
 
+    repo.change_version(version_id, change)
+
 
 def _finish(version_id: int, status: str, error: str | None = None, **fields) -> RagIndexVersion:
-    with session() as s:
-        version = s.get(RagIndexVersion, version_id)
+    def change(version: RagIndexVersion) -> None:
         version.status, version.error = status, error
         for key, value in fields.items():
             setattr(version, key, value)
-        return version
+
+    found = repo.change_version(version_id, change)
+    if found is None:
+        raise NotFound(f"No index version with id {version_id}.")
+    return found
 
 
 @dataclass
@@ -283,17 +266,9 @@ class _Chunk:
     embedding: list | None = None
 
 
-def _previous_version(s, version: RagIndexVersion) -> RagIndexVersion | None:
+def _previous_version(version: RagIndexVersion) -> RagIndexVersion | None:
     """The latest ready version of the same index with the same chunking and embedding config."""
-    candidates = s.exec(
-        select(RagIndexVersion)
-        .where(
-            RagIndexVersion.index_id == version.index_id,
-            RagIndexVersion.status == "ready",
-            RagIndexVersion.version < version.version,
-        )
-        .order_by(RagIndexVersion.version.desc())
-    ).all()
+    candidates = repo.latest_ready(version.index_id, below=version.version)
     return next((v for v in candidates if v.config.get("config_hash") == version.config["config_hash"]), None)
 
 
@@ -328,11 +303,10 @@ def _reused_chunks(
 
 def run_build(version_id: int, source, on_progress: Progress | None = None) -> RagIndexVersion:
     """Load, chunk, embed and store a `building` version; ends `ready`, or `failed` and raises."""
-    with session() as s:
-        version = s.get(RagIndexVersion, version_id)
-        if version is None or version.status != "building":
-            raise WorkbenchError(f"Index version {version_id} is not waiting to be built.")
-        previous = _previous_version(s, version)
+    version = repo.version_by_id(version_id)
+    if version is None or version.status != "building":
+        raise WorkbenchError(f"Index version {version_id} is not waiting to be built.")
+    previous = _previous_version(version)
     settings = version.config
     started = time.monotonic()
 
@@ -429,8 +403,7 @@ def run_build(version_id: int, source, on_progress: Progress | None = None) -> R
 
 
 def _build_of(version_id: int) -> dict:
-    with session() as s:
-        return dict(s.get(RagIndexVersion, version_id).config.get("build", {}))
+    return dict(version_by_id(version_id).config.get("build", {}))
 
 
 def build_index(
@@ -451,39 +424,28 @@ def build_index(
 
 
 def versions(name: str) -> list[RagIndexVersion]:
-    with session() as s:
-        index = _index(s, name)
-        return list(
-            s.exec(
-                select(RagIndexVersion).where(RagIndexVersion.index_id == index.id).order_by(RagIndexVersion.version)
-            ).all()
-        )
+    return repo.versions(_index_id(name))
 
 
 def get_version(name: str, version: int | None = None) -> RagIndexVersion:
     """A version by number, or the latest ready one when `version` is None."""
-    with session() as s:
-        index = _index(s, name)
-        query = select(RagIndexVersion).where(RagIndexVersion.index_id == index.id)
-        if version is None:
-            found = s.exec(
-                query.where(RagIndexVersion.status == "ready").order_by(RagIndexVersion.version.desc())
-            ).first()
-            if found is None:
-                raise NotFound(f"Index {name!r} has no ready version yet.")
-            return found
-        found = s.exec(query.where(RagIndexVersion.version == version)).first()
-        if found is None:
-            raise NotFound(f"Index {name!r} has no version {version}.")
-        return found
+    index_id = _index_id(name)
+    if version is None:
+        ready = repo.latest_ready(index_id)
+        if not ready:
+            raise NotFound(f"Index {name!r} has no ready version yet.")
+        return ready[0]
+    found = repo.version(index_id, version)
+    if found is None:
+        raise NotFound(f"Index {name!r} has no version {version}.")
+    return found
 
 
 def version_by_id(version_id: int) -> RagIndexVersion:
-    with session() as s:
-        found = s.get(RagIndexVersion, version_id)
-        if found is None:
-            raise NotFound(f"No index version with id {version_id}.")
-        return found
+    found = repo.version_by_id(version_id)
+    if found is None:
+        raise NotFound(f"No index version with id {version_id}.")
+    return found
 
 
 def resolve(ref) -> RagIndexVersion:
@@ -500,8 +462,8 @@ def resolve(ref) -> RagIndexVersion:
 
 def label(version: RagIndexVersion) -> str:
     """`name@version`, the way versions are named everywhere."""
-    with session() as s:
-        return f"{s.get(RagIndex, version.index_id).name}@{version.version}"
+    index = repo.by_id(version.index_id)
+    return f"{index.name if index else '?'}@{version.version}"
 
 
 def effective_status(version: RagIndexVersion) -> str:
@@ -553,25 +515,18 @@ def describe(version: RagIndexVersion, name: str | None = None) -> dict:
 
 def list_indexes() -> list[dict]:
     """Every index with its versions described, newest version first."""
-    with session() as s:
-        indexes = s.exec(select(RagIndex).order_by(RagIndex.name)).all()
-        out = []
-        for index in indexes:
-            rows = s.exec(
-                select(RagIndexVersion)
-                .where(RagIndexVersion.index_id == index.id)
-                .order_by(RagIndexVersion.version.desc())
-            ).all()
-            ready = [v.version for v in rows if v.status == "ready"]
-            out.append(
-                {
-                    "name": index.name,
-                    "versions": len(rows),
-                    "latest_ready": ready[0] if ready else None,
-                    "rows": [describe(v, index.name) for v in rows],
-                }
-            )
-        return out
+    out = []
+    for index, rows in repo.listing():
+        ready = [v.version for v in rows if v.status == "ready"]
+        out.append(
+            {
+                "name": index.name,
+                "versions": len(rows),
+                "latest_ready": ready[0] if ready else None,
+                "rows": [describe(v, index.name) for v in rows],
+            }
+        )
+    return out
 
 
 def version_refs(ready_only: bool = True) -> list[str]:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
-
-from storage.db import engine as db_engine
-from storage.tables import DatasetRow, LlmCall, Run, RunItem, Score, utcnow
+from storage import runs as run_repo
 from workbench import guardrails
 from workbench.llm import CallResult
 from workbench.scoring import ScoreContext, ScoreResult, run_scorer, scorer_name, store, validate_scorer_config
@@ -96,24 +93,7 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
     from workbench import calls as ledger
 
     scorers = prepare(configs)
-    eng = db_engine()
-    with eng.connect() as conn:
-        items = conn.execute(
-            select(
-                RunItem.id,
-                RunItem.prompt_version_id,
-                DatasetRow.data,
-                LlmCall.output,
-                LlmCall.latency_ms,
-                LlmCall.cost_usd,
-                LlmCall.input_tokens,
-                LlmCall.output_tokens,
-                LlmCall.messages,
-            )
-            .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
-            .join(LlmCall, LlmCall.id == RunItem.call_id)
-            .where(RunItem.run_id == run_id, RunItem.status == "done")
-        ).all()
+    items = run_repo.done_items_with_calls(run_id)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(item):
@@ -133,27 +113,19 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
         return await asyncio.gather(*[one(item) for item in items])
 
     scored = asyncio.run(everything())
-    now = utcnow()
     names = [s.name for s in scorers]
-    with eng.begin() as conn:
-        item_ids = [item.id for item, _, _ in scored]
-        for start in range(0, len(item_ids), 500):
-            conn.execute(
-                delete(Score).where(Score.run_item_id.in_(item_ids[start : start + 500]), Score.scorer_name.in_(names))
-            )
-        payload = [{**row, "run_item_id": item.id, "created_at": now} for item, rows, _ in scored for row in rows]
-        if payload:
-            conn.execute(insert(Score), payload)
-        for item, _, judge_calls in scored:
-            for reply in judge_calls:
-                conn.execute(
-                    insert(LlmCall).values(**ledger.call_values(reply, "judge", item.prompt_version_id, run_id))
-                )
-        run = conn.execute(select(Run.config).where(Run.id == run_id)).scalar()
-        kept = [c for c in (run.get("scorers") or []) if scorer_name(c) not in names]
-        conn.execute(
-            update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]})
-        )
+    payload = [{**row, "run_item_id": item.id} for item, rows, _ in scored for row in rows]
+    judge_calls = [
+        ledger.call_values(reply, "judge", item.prompt_version_id, run_id)
+        for item, _, replies in scored
+        for reply in replies
+    ]
+
+    def new_config(config: dict) -> dict:
+        kept = [c for c in (config.get("scorers") or []) if scorer_name(c) not in names]
+        return {**config, "scorers": kept + [s.config for s in scorers]}
+
+    run_repo.replace_scores(run_id, [item.id for item, _, _ in scored], names, payload, judge_calls, new_config)
     return len(payload)
 
 
@@ -162,24 +134,7 @@ def try_on_run(config: dict, run_id: int, limit: int = 3) -> list[dict]:
     problems = validate_scorer_config(config)
     if problems:
         raise ValueError("; ".join(problems))
-    with db_engine().connect() as conn:
-        items = conn.execute(
-            select(
-                DatasetRow.data,
-                LlmCall.output,
-                LlmCall.latency_ms,
-                LlmCall.cost_usd,
-                LlmCall.input_tokens,
-                LlmCall.output_tokens,
-                LlmCall.messages,
-            )
-            .select_from(RunItem)
-            .join(DatasetRow, DatasetRow.id == RunItem.dataset_row_id)
-            .join(LlmCall, LlmCall.id == RunItem.call_id)
-            .where(RunItem.run_id == run_id, RunItem.status == "done")
-            .order_by(RunItem.id)
-            .limit(limit)
-        ).all()
+    items = run_repo.done_items_with_calls(run_id, limit)
     out = []
     for item in items:
         context = ScoreContext(

@@ -18,8 +18,8 @@ import json
 import re
 
 from workbench import guardrails
-from workbench.scoring import ScoreContext, ScorerError, ScoreResult, metric, passed, register
 from workbench.scoring import expression as expr_lang
+from workbench.scoring.registry import ScoreContext, ScorerError, ScoreResult, metric, passed, register
 from workbench.scoring.text_metrics import bleu, rouge_l
 
 

@@ -13,8 +13,8 @@ import asyncio
 
 from workbench import templates
 from workbench.llm import CallResult, ModelSpec
-from workbench.scoring import ScoreContext, ScoreResult, register
 from workbench.scoring.judge_parse import JudgeParseError, parse_judge_reply, weighted_score_from_logprobs
+from workbench.scoring.registry import ScoreContext, ScoreResult, register
 
 DEFAULT_JUDGE_MODEL = "local/smollm2"
 
@@ -203,13 +203,13 @@ async def ajudge(config: dict, output: str, context: ScoreContext, call=None) ->
 @register("llm_judge", optional=OPTIONAL_KEYS, check=_check)
 def llm_judge(config: dict, output: str, context: ScoreContext) -> ScoreResult:
     """Synchronous use (the Scorers page, re-scoring); runs record their judge calls themselves."""
-    from workbench import calls
+    from workbench.models import client as models
 
     spec = judge_spec(config)
     messages = judge_messages(config, output, context)
 
     async def once():
-        return await calls.acomplete(spec, messages, "judge")
+        return await models.complete(spec, messages, "judge")
 
     reply, _ = asyncio.run(once())
     return verdict(config, reply)

@@ -8,7 +8,7 @@ between runs (say two index configs) and charted like any other scorer.
 from __future__ import annotations
 
 from workbench.rag.retrieval_metrics import retrieval_scores
-from workbench.scoring import ScoreContext, ScoreResult, register
+from workbench.scoring.registry import ScoreContext, ScoreResult, register
 
 METRICS = ("hit_rate", "precision", "recall", "mrr", "ndcg")
 

@@ -7,18 +7,10 @@ the exact scorer version that produced it.
 
 from __future__ import annotations
 
-import json
-
-from sqlmodel import select
-
-from storage.db import session
+from storage import scorers as repo
 from storage.tables import Scorer
 from workbench.errors import NotFound, WorkbenchError
 from workbench.scoring import scorer_name, validate_scorer_config
-
-
-def _same(a: dict, b: dict) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def save(name: str, config: dict, note: str = "") -> tuple[Scorer, bool]:
@@ -30,30 +22,15 @@ def save(name: str, config: dict, note: str = "") -> tuple[Scorer, bool]:
     problems = validate_scorer_config(config)
     if problems:
         raise WorkbenchError("; ".join(problems))
-    with session() as s:
-        latest = s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version.desc())).first()
-        if latest is not None and _same(latest.config, config):
-            return latest, False
-        row = Scorer(
-            name=name, version=(latest.version + 1) if latest else 1, type=config["type"], config=config, note=note
-        )
-        s.add(row)
-        s.flush()
-        return row, True
+    return repo.save_version(name, config["type"], config, note)
 
 
 def list_scorers() -> list[dict]:
-    with session() as s:
-        rows = s.exec(select(Scorer).order_by(Scorer.name, Scorer.version)).all()
-    latest: dict[str, Scorer] = {}
-    for row in rows:
-        latest[row.name] = row
-    return [{"name": r.name, "type": r.type, "latest": r.version, "note": r.note} for r in latest.values()]
+    return [{"name": r.name, "type": r.type, "latest": r.version, "note": r.note} for r in repo.latest_each()]
 
 
 def versions(name: str) -> list[Scorer]:
-    with session() as s:
-        found = list(s.exec(select(Scorer).where(Scorer.name == name).order_by(Scorer.version)).all())
+    found = repo.versions(name)
     if not found:
         raise NotFound(f"No saved scorer named {name!r}.")
     return found
@@ -84,4 +61,5 @@ def expand(configs: list) -> list[dict]:
 
 def version_ids(configs: list[dict]) -> list[int]:
     """The scorer version for each config, recording inline configs as versions when new."""
-    return [save(scorer_name(c), {k: v for k, v in c.items() if k != "name"})[0].id for c in configs]
+    ids = [save(scorer_name(c), {k: v for k, v in c.items() if k != "name"})[0].id for c in configs]
+    return [i for i in ids if i is not None]
