@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from storage.db import session
 from storage.tables import LlmCall, utcnow
+from workbench import secrets
 from workbench.llm import CallResult, ModelSpec, acall_with_retries, request_hash
 
 
@@ -58,11 +59,18 @@ def call_values(
         "output_tokens": result.output_tokens,
         "cost_usd": result.cost_usd,
         "error_type": result.error_type,
-        "error": result.error,
+        "error": _masked_error(result),
         "cached": result.cached,
         "prompt_version_id": prompt_version_id,
         "run_id": run_id,
     }
+
+
+def _masked_error(result: CallResult) -> str | None:
+    """The error with every known secret masked, written back to the result: providers echo keys in
+    error bodies, and the run engine stores the item's error from the same result right after."""
+    result.error = secrets.mask(result.error)
+    return result.error
 
 
 def to_row(result: CallResult, source: str, prompt_version_id: int | None = None, run_id: int | None = None) -> LlmCall:

@@ -40,7 +40,7 @@ from storage.tables import (
     RunItem,
     Score,
 )
-from workbench import costs, prompts, stats
+from workbench import costs, prompts, secrets, stats
 from workbench.errors import NotFound, WorkbenchError
 
 ALPHA = 0.05
@@ -240,7 +240,7 @@ def _load_items(ids: list[int], label_of: dict) -> list[dict]:
             "cached": r[14],
             "input_tokens": r[15],
             "output_tokens": r[16],
-            "error": r[6] or r[17],
+            "error": secrets.mask(r[6] or r[17]),
         }
         for r in rows
     ]
@@ -822,7 +822,7 @@ async def apairwise_judge(
         async with semaphore:
             reply, call_id = await calls.acomplete(spec, messages, source="judge", use_cache=use_cache)
         if not reply.ok:
-            return None, f"judge call failed: {reply.error_type}: {reply.error}", reply, call_id
+            return None, secrets.mask(f"judge call failed: {reply.error_type}: {reply.error}"), reply, call_id
         try:
             return parse_pairwise_reply(reply.output), None, reply, call_id
         except JudgeParseError as exc:

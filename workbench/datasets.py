@@ -29,7 +29,7 @@ from sqlmodel import select
 
 from storage.db import session
 from storage.tables import Dataset, DatasetRow, DatasetVersion
-from workbench import config
+from workbench import config, secrets
 from workbench.errors import NotFound, WorkbenchError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -558,12 +558,13 @@ def to_csv_bytes(columns: list[str], rows: list[dict]) -> bytes:
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
-    return out.getvalue().encode("utf-8")
+    return secrets.mask(out.getvalue()).encode("utf-8")
 
 
 def to_jsonl_bytes(rows: list[dict]) -> bytes:
     """One JSON object per line, UTF-8, non-ASCII kept readable."""
-    return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows).encode("utf-8")
+    text = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+    return secrets.mask(text).encode("utf-8")
 
 
 # ---- stored datasets: named, immutable versions -------------------------------------------

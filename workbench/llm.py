@@ -88,9 +88,10 @@ class ModelSpec:
 
 
 def expand_env(value: str | None) -> str | None:
-    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
-        return os.environ.get(value[2:-1]) or None
-    return value
+    """`${NAME}` reads an allowed key variable only; see workbench.secrets (a literal is remembered for masking)."""
+    from workbench import secrets
+
+    return secrets.resolve(value)
 
 
 @dataclass

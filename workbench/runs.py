@@ -22,7 +22,7 @@ from sqlmodel import select
 from storage.db import engine as db_engine
 from storage.db import session
 from storage.tables import DatasetRow, DatasetVersion, LlmCall, PromptVersion, Run, RunItem, Score, utcnow
-from workbench import datasets, guardrails, prompts
+from workbench import datasets, guardrails, prompts, secrets
 from workbench.errors import NotFound, WorkbenchError
 from workbench.llm import ModelSpec
 from workbench.scoring import scorer_variables, store, validate_scorer_config
@@ -140,6 +140,7 @@ def plan_from_config(config: dict) -> RunPlan:
     public["scorers"] = scorers
     if rag:
         public["rag"] = rag
+    public = secrets.strip_keys(public)  # scorers, guardrails, anything: only ${VARIABLE} references are stored
     return RunPlan(
         name=str(config.get("description") or config.get("name") or ""),
         prompt_versions=versions,

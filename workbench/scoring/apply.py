@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select, update
 
 from storage.db import engine as db_engine
 from storage.tables import DatasetRow, LlmCall, Run, RunItem, Score, utcnow
-from workbench import guardrails
+from workbench import guardrails, secrets
 from workbench.llm import CallResult
 from workbench.scoring import ScoreContext, ScoreResult, run_scorer, scorer_name, store, validate_scorer_config
 from workbench.scoring.judge import ajudge
@@ -160,7 +160,9 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
         run = conn.execute(select(Run.config).where(Run.id == run_id)).scalar()
         kept = [c for c in (run.get("scorers") or []) if scorer_name(c) not in names]
         conn.execute(
-            update(Run).where(Run.id == run_id).values(config={**run, "scorers": kept + [s.config for s in scorers]})
+            update(Run)
+            .where(Run.id == run_id)
+            .values(config={**run, "scorers": secrets.strip_keys(kept + [s.config for s in scorers])})
         )
     return len(payload)
 

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from storage.db import session
 from storage.tables import Scorer
+from workbench import secrets
 from workbench.errors import NotFound, WorkbenchError
 from workbench.scoring import scorer_name, validate_scorer_config
 
@@ -26,7 +27,7 @@ def save(name: str, config: dict, note: str = "") -> tuple[Scorer, bool]:
     name = (name or "").strip()
     if not name or "@" in name:
         raise WorkbenchError("Give the scorer a name (without '@').")
-    config = {**config, "name": name}
+    config = secrets.strip_keys({**config, "name": name})  # a literal key never reaches the table
     problems = validate_scorer_config(config)
     if problems:
         raise WorkbenchError("; ".join(problems))
