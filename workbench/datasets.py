@@ -29,7 +29,7 @@ from sqlmodel import select
 
 from storage.db import session
 from storage.tables import Dataset, DatasetRow, DatasetVersion
-from workbench import config, secrets
+from workbench import config, csv_safe, secrets
 from workbench.errors import NotFound, WorkbenchError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -552,12 +552,15 @@ def _cell(value) -> str:
 
 
 def to_csv_bytes(columns: list[str], rows: list[dict]) -> bytes:
-    """UTF-8 CSV with a header; nested values JSON-encoded, None as an empty cell."""
+    """UTF-8 CSV with a header; nested values JSON-encoded, None as an empty cell. Cells a spreadsheet
+    would run as formulas are neutralised (workbench.csv_safe) and known secrets masked. Lines end in
+    CRLF (RFC 4180) because the writer quotes exactly the cells holding a line terminator's
+    characters: with "\n" alone a bare CR went out unquoted, and spreadsheets start a new row there."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(csv_safe.row(columns))
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow(csv_safe.row(_cell(row.get(c)) for c in columns))
     return secrets.mask(out.getvalue()).encode("utf-8")
 
 
