@@ -288,11 +288,11 @@ def _check_values(obj, where: str) -> None:
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
-            if _BAD_CHARS.search(value):
-                bad = _BAD_CHARS.search(value).group(0)
+            bad = _BAD_CHARS.search(value)
+            if bad:
                 raise DatasetError(
                     f"{where}: a value contains the NUL character (\\u0000), which cannot be stored."
-                    if bad == "\x00"
+                    if bad.group(0) == "\x00"
                     else f"{where}: {_SURROGATE}"
                 )
         elif isinstance(value, (dict, list)):
