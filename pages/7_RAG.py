@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from ui_common import page_setup
+from ui_common import md_text, page_setup
 from workbench.errors import WorkbenchError
 from workbench.rag import chunking, evaluate, index
 
@@ -77,11 +77,11 @@ with build_tab:
         elif p["status"] == "ready":
             st.success(f"{p['label']} is ready: {p['total']} chunks.")
         else:
-            st.error(f"{p['label']} failed: {p['error']}")
+            st.error(f"{md_text(p['label'])} failed: {md_text(p['error'])}")
         if p["skipped"]:
             st.warning(
                 f"{len(p['skipped'])} file(s) skipped:\n"
-                + "\n".join(f"- {s['source']}: {s['reason']}" for s in p["skipped"])
+                + "\n".join(f"- {md_text(s['source'])}: {md_text(s['reason'])}" for s in p["skipped"])
             )
         if p["status"] != "building" and st.session_state.get("rag_was_live") == version_id:
             st.session_state["rag_was_live"] = None
@@ -126,9 +126,10 @@ with query_tab:
         if found:
             if found["answer"] is not None:
                 st.markdown("**Answer**")
-                st.write(found["answer"])
+                # the model's text, never Markdown: a poisoned document can make it emit an image URL
+                st.code(found["answer"], language=None, wrap_lines=True)
             elif found["error"]:
-                st.error(f"The answer failed: {found['error']}")
+                st.error(f"The answer failed: {md_text(found['error'])}")
             st.dataframe(
                 pd.DataFrame(found["chunks"])[["rank", "score", "doc_id", "start", "end", "text"]],
                 hide_index=True,

@@ -234,3 +234,81 @@ def test_method_whitelist_is_by_receiver_type():
 def test_limits_are_module_constants():
     assert expression.MAX_SIZE >= 1_000_000
     assert "format" not in expression.STR_METHODS and "format" not in expression.BUILTINS
+
+
+# ---- hard bounds (issue 17): the interpreter's own limits are estimates, the sandbox process is not
+
+
+def _sandbox_pid() -> int:
+    return expression._idle[-1].proc.pid
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+@pytest.mark.parametrize(
+    "source, variables",
+    [
+        ("[y + len(c) for y in [2**49999 * 2**49999] for c in 'a'*50000]", {}),  # 690 MB in 0.57 s before
+        ("[output.split() for c in output]", {"output": "ab " * 300_000}),
+        ("[output.split(' ') + output.split('b') for c in output]", {"output": "ab " * 300_000}),
+    ],
+)
+def test_memory_payloads_stop_within_the_cap(source, variables):
+    started = time.monotonic()
+    with pytest.raises(ExpressionError, match="too much data|took longer|out of memory"):
+        evaluate(source, variables, timeout=10)
+    assert time.monotonic() - started < 10 + expression.KILL_GRACE_S + 1.0
+    if expression._idle:  # the process survived: it stayed well under its address-space limit
+        assert _peak_rss_mb(_sandbox_pid()) < expression.SANDBOX_MEMORY_MB
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "re_findall('(x+x+)+y', 'x'*20000)",  # 4.4 s against a 1 s limit before
+        "sorted(list('ab'*2500000))",  # 1.38 s: one builtin call the interpreter cannot interrupt
+        "len(sorted(list('ab'*2500000) + list('cd'*2400000)))",
+    ],
+)
+def test_time_limit_is_a_hard_bound(source):
+    started = time.monotonic()
+    with pytest.raises(ExpressionError, match="took longer|too long|too much data"):
+        evaluate(source, {}, timeout=1.0)
+    assert time.monotonic() - started < 1.0 + expression.KILL_GRACE_S + 1.0
+
+
+def test_integers_are_charged_by_size_not_count():
+    evaluator = expression._Evaluator({}, 1.0, 10)
+    evaluator.charge(2**1_000_000)
+    assert evaluator.allocated >= 1_000_000 // 8
+    evaluator.allocated = 0
+    evaluator.charge(["x" * 1000] * 10, elements=True)
+    assert evaluator.allocated >= 10_000
+
+
+def test_the_sandbox_has_an_address_space_limit_and_no_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-the-sandbox")
+    expression._idle.clear()
+    assert evaluate("1 + 1", {}) == 2
+    pid = _sandbox_pid()
+    limits = open(f"/proc/{pid}/limits").read()
+    line = next(line for line in limits.splitlines() if line.startswith("Max address space"))
+    assert str(expression.SANDBOX_MEMORY_MB * 1024 * 1024) in line
+    assert open(f"/proc/{pid}/environ", "rb").read() == b""
+
+
+def test_a_killed_sandbox_is_replaced_and_the_next_row_works():
+    with pytest.raises(ExpressionError, match="took longer"):
+        evaluate("sorted(list('ab'*2500000))", {}, timeout=0.2)
+    assert evaluate("output.upper()", {"output": "ok"}) == "OK"
+
+
+def test_per_evaluation_cost_stays_small():
+    evaluate("1", {})
+    started = time.monotonic()
+    for _ in range(200):
+        evaluate("len(output) < 200 and 'sorry' not in output.lower()", VARS)
+    assert (time.monotonic() - started) / 200 < 0.02  # measured ~1 ms; a process start would be ~50 ms

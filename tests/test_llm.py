@@ -57,6 +57,7 @@ def test_unknown_parameter_is_refused():
 
 def test_api_key_is_never_in_the_public_spec(monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-secret-value")
+    monkeypatch.setenv("WORKBENCH_ALLOWED_KEY_VARS", "MY_KEY")  # not a provider's key variable
     spec = llm.ModelSpec.parse({"id": "openai/x", "api_key": "${MY_KEY}", "api_base": "http://h/v1"})
     assert spec.api_key == "sk-secret-value"
     assert "sk-secret" not in repr(spec) and "sk-secret" not in str(spec.public())

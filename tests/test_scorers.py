@@ -510,3 +510,18 @@ def test_guard_scorers():
     assert score({"type": "guard_banned_words", "words": ["darn"]}, "Darn it").passed is False
     assert score({"type": "guard_banned_words", "words": ["darn"]}, "darning socks").passed is True
     assert score({"type": "guard_pii", "kinds": ["shoe_size"]}, "x").error
+
+
+def test_regex_scorer_time_is_bounded_on_the_issue_payload(monkeypatch):
+    import time
+
+    from workbench.scoring import assertions
+
+    monkeypatch.setattr(assertions, "REGEX_TIMEOUT", 0.5)
+    started = time.monotonic()
+    result = score({"type": "regex", "pattern": "(x+x+)+y"}, "x" * 20000)
+    assert result.error == "regex '(x+x+)+y' took longer than 0.5 s"
+    assert time.monotonic() - started < 2.0
+    # validated by the engine that runs it: Unicode properties are accepted
+    assert not validate_scorer_config({"type": "regex", "pattern": r"^\p{Lu}"})
+    assert score({"type": "regex", "pattern": r"^\p{Lu}"}, "Édith").passed is True

@@ -54,3 +54,25 @@ def test_attribute_access_never_reaches_python_objects():
 def test_syntax_errors_name_the_position(template, where):
     with pytest.raises(TemplateError, match=where):
         variables(template)
+
+
+def test_unclosed_braces_are_linear_not_quadratic():
+    # 80 KB of unclosed `{{` took a minute with a lazy DOTALL regex (issue 17)
+    import time
+
+    template = "{{ " * 80_000
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match="Unclosed '{{' at line 1, column 1"):
+        variables(template)
+    assert time.perf_counter() - started < 1.0
+    many = "{{ a }} text {{" + " x {{" * 50_000
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match="Unclosed"):
+        variables(many)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_render_after_the_scanner_rewrite():
+    assert render("a{{x}}b{{ y }}c{{x}}", {"x": 1, "y": "{{z"}) == "a1b{{zc1"
+    with pytest.raises(TemplateError, match=r"Unmatched '}}' at line 2, column 1"):
+        variables("{{a}}\n}} {{b}}")

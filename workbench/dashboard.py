@@ -278,9 +278,12 @@ def filter_options() -> dict:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """A panel's data as CSV (what a chart shows, already aggregated)."""
+    """A panel's data as CSV (what a chart shows, already aggregated); prompt and model names are
+    user text, so cells are neutralised like every CSV export (workbench.csv_safe)."""
+    from workbench import csv_safe
+
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
+    csv_safe.frame(frame).to_csv(buffer, index=False)
     return buffer.getvalue().encode("utf-8")
 
 

@@ -26,12 +26,19 @@ from pathlib import Path
 
 from storage import datasets as repo
 from storage.tables import DatasetVersion
-from workbench import config
+from workbench import config, csv_safe, secrets
 from workbench.errors import NotFound, WorkbenchError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 1_000_000
+# Rows are tables: more columns than this is a file of records with varying keys, and padding
+# every row to every key is rows x columns work (a 64 KB file adding a key per line took 23 s).
+MAX_COLUMNS = 1_000
+# JSON values nested deeper than this are refused: Python's parser and encoder recurse, so a
+# few thousand levels crash them, and no prompt variable needs a hundred.
+MAX_NESTING = 100
 CSV_DELIMITERS = ",;\t|"
+DATASET_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 COLUMN_TYPES = ("integer", "number", "boolean", "text", "json", "empty")
 SAVE_AS_UTF8 = (
@@ -105,7 +112,10 @@ def parse_dataset(
 
 def parse_pasted(text: str, max_bytes: int | None = None, max_rows: int = MAX_ROWS) -> ParsedDataset:
     """Parse text pasted into the UI: JSON, JSON lines or CSV/TSV, told apart by content."""
-    data = (text or "").encode("utf-8")
+    try:
+        data = (text or "").encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DatasetError(f"{_where_in(text, e.start)}: {_SURROGATE}") from None
     limit = max_dataset_bytes() if max_bytes is None else max_bytes
     if len(data) > limit:
         raise DatasetError(
@@ -149,6 +159,17 @@ def decode(data: bytes) -> str:
             f"The file is not valid UTF-8: byte 0x{bad} at line {line}, column {column} (byte offset {e.start}) "
             f"cannot be decoded. It is probably Latin-1/Windows-1252. {SAVE_AS_UTF8}"
         ) from None
+
+
+_SURROGATE = (
+    "the text contains a lone surrogate character (half of a UTF-16 pair, e.g. \\ud800), "
+    "which is not valid Unicode and cannot be stored. Remove it or replace it with the full character."
+)
+
+
+def _where_in(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"Line {line}, column {offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
 
 
 def sniff_delimiter(text: str) -> str:
@@ -208,6 +229,7 @@ def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     rows: list[dict] = []
+    starts: list[int] = []  # the line each row starts on, for messages about its values
     line = 1  # physical line where the next record starts
     try:
         for record in reader:
@@ -217,6 +239,7 @@ def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS)
             if header is None:
                 header = [cell.strip() for cell in record]
                 _check_header(header, where="header (line %d)" % start)
+                _check_column_count(len(header), f"The header (line {start})")
                 continue
             if len(record) != len(header):
                 raise DatasetError(
@@ -226,6 +249,7 @@ def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS)
             if len(rows) >= max_rows:
                 raise _too_many_rows(max_rows)
             rows.append(dict(zip(header, record)))
+            starts.append(start)
     except csv.Error as e:
         raise DatasetError(
             f"Line {reader.line_num}: malformed CSV ({e}). Check the double quotes "
@@ -235,7 +259,8 @@ def parse_csv(text: str, delimiter: str | None = None, max_rows: int = MAX_ROWS)
         raise DatasetError("The file is empty.")
     if not rows:
         raise DatasetError(f"The file has a header ({', '.join(header)}) but no data rows.")
-    return ParsedDataset(header, rows, infer_column_types(header, rows), "csv", delimiter)
+    types = infer_column_types(header, rows, where=lambda i: f"Line {starts[i]}")
+    return ParsedDataset(header, rows, types, "csv", delimiter)
 
 
 def _json_kind(value) -> str:
@@ -244,24 +269,77 @@ def _json_kind(value) -> str:
     )
 
 
-def _collect(objects, max_rows: int, label, empty: str) -> tuple[list[str], list[dict]]:
-    """Union of keys in first-seen order; rows padded with None for keys they lack."""
+def _check_column_count(count: int, what: str) -> None:
+    if count > MAX_COLUMNS:
+        raise DatasetError(
+            f"{what} has more than {MAX_COLUMNS:,} columns, the most a dataset can have. If the records have "
+            f"varying keys, keep a fixed set of keys and put the varying fields inside one object-valued field."
+        )
+
+
+def _check_values(obj, where: str) -> None:
+    """Refuse what parsed but cannot be stored or handled: nesting past MAX_NESTING, lone surrogates
+    (JSON allows the escape "\\ud800"; UTF-8 cannot encode it) and NUL characters ("\\u0000",
+    which PostgreSQL refuses). Iterative, so the check itself cannot overflow the stack."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            bad = _BAD_CHARS.search(value)
+            if bad:
+                raise DatasetError(
+                    f"{where}: a value contains the NUL character (\\u0000), which cannot be stored."
+                    if bad.group(0) == "\x00"
+                    else f"{where}: {_SURROGATE}"
+                )
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_NESTING:
+                raise DatasetError(f"{where}: a value is nested more than {MAX_NESTING} levels deep.")
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                stack.extend((item, depth + 1) for item in value.values())
+            else:
+                stack.extend((item, depth + 1) for item in value)
+
+
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _collect(objects, max_rows: int, label, empty: str) -> tuple[list[str], list[dict], list[int]]:
+    """Union of keys in first-seen order; rows padded with None for keys they lack.
+
+    Padding is rows x columns, so it is refused when the table would be mostly holes (records
+    with varying keys): the work stays proportional to the values in the file."""
     columns: dict[str, None] = {}
     rows: list[dict] = []
-    for where, obj in objects:
+    positions: list[int] = []  # each row's line or item number, for messages about its values
+    present = 0
+    for position, obj in objects:
         if not isinstance(obj, dict):
-            raise DatasetError(f"{label(where)}: expected a JSON object ({{...}}), found {_json_kind(obj)}.")
+            raise DatasetError(f"{label(position)}: expected a JSON object ({{...}}), found {_json_kind(obj)}.")
         if len(rows) >= max_rows:
             raise _too_many_rows(max_rows)
         for key in obj:
             if not key.strip():
-                raise DatasetError(f"{label(where)}: a key is blank; every field needs a name.")
-            columns.setdefault(key, None)
+                raise DatasetError(f"{label(position)}: a key is blank; every field needs a name.")
+            if key not in columns:
+                columns[key] = None
+                _check_column_count(len(columns), f"{label(position)}: the file")
+        _check_values(obj, label(position))
+        present += len(obj)
         rows.append(obj)
+        positions.append(position)
     if not rows:
         raise DatasetError(empty)
     names = list(columns)
-    return names, [{c: row.get(c) for c in names} for row in rows]
+    cells = len(rows) * len(names)
+    if cells > 4 * present + 1_000_000:
+        raise DatasetError(
+            f"The records have {len(names):,} different keys but {present / len(rows):.1f} per record on "
+            f"average: as a table that is {cells:,} cells, mostly empty. Keep a fixed set of keys, or put "
+            f"the varying fields inside one object-valued field."
+        )
+    return names, [{c: row.get(c) for c in names} for row in rows], positions
 
 
 def _json_lines(text: str):
@@ -278,14 +356,36 @@ def _json_lines(text: str):
                 f"Line {n}, column {e.colno}: invalid JSON ({e.msg}).{hint} "
                 f"Each line of a .jsonl file must be one complete JSON object."
             ) from None
+        except RecursionError:
+            raise DatasetError(f"Line {n}: a value is nested more than {MAX_NESTING} levels deep.") from None
+        except ValueError as e:  # Python's limit on the digits of an integer
+            raise DatasetError(f"Line {n}: {_number_problem(e)}") from None
+
+
+def _number_problem(error: ValueError) -> str:
+    return f"a number is too long to read ({error}). Quote it to keep it as text."
+
+
+def _nesting_line(text: str) -> int:
+    """The line where brackets first nest past MAX_NESTING (strings skipped); 1 if never."""
+    depth = 0
+    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        mark = token.group(0)
+        if mark in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return text.count("\n", 0, token.start()) + 1
+        elif mark in "]}":
+            depth -= 1
+    return 1
 
 
 def parse_jsonl(text: str, max_rows: int = MAX_ROWS) -> ParsedDataset:
     """One JSON object per non-blank line; nested values are kept as they are."""
     if not text.strip():
         raise DatasetError("The file is empty.")
-    columns, rows = _collect(_json_lines(text), max_rows, lambda n: f"Line {n}", "The file is empty.")
-    return ParsedDataset(columns, rows, infer_column_types(columns, rows), "jsonl")
+    columns, rows, lines = _collect(_json_lines(text), max_rows, lambda n: f"Line {n}", "The file is empty.")
+    return ParsedDataset(columns, rows, infer_column_types(columns, rows, where=lambda i: f"Line {lines[i]}"), "jsonl")
 
 
 def parse_json(text: str, max_rows: int = MAX_ROWS) -> ParsedDataset:
@@ -298,6 +398,14 @@ def parse_json(text: str, max_rows: int = MAX_ROWS) -> ParsedDataset:
         if e.msg == "Extra data" and text.lstrip().startswith("{"):
             return parse_jsonl(text, max_rows)
         raise DatasetError(f"Invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}.") from None
+    except RecursionError:
+        raise DatasetError(
+            f"Line {_nesting_line(text)}: a value is nested more than {MAX_NESTING} levels deep."
+        ) from None
+    except ValueError as e:  # Python's limit on the digits of an integer
+        long_number = re.search(r"\d{4000,}", text)
+        line = text.count("\n", 0, long_number.start()) + 1 if long_number else 1
+        raise DatasetError(f"Line {line}: {_number_problem(e)}") from None
     if isinstance(data, dict):
         raise DatasetError(
             f"Expected a JSON list of objects ([{{...}}, {{...}}]), found a single object with "
@@ -305,10 +413,10 @@ def parse_json(text: str, max_rows: int = MAX_ROWS) -> ParsedDataset:
         )
     if not isinstance(data, list):
         raise DatasetError(f"Expected a JSON list of objects, found {_json_kind(data)}.")
-    columns, rows = _collect(
+    columns, rows, items = _collect(
         ((i + 1, obj) for i, obj in enumerate(data)), max_rows, lambda i: f"Item {i}", "The JSON list is empty."
     )
-    return ParsedDataset(columns, rows, infer_column_types(columns, rows), "json")
+    return ParsedDataset(columns, rows, infer_column_types(columns, rows, where=lambda i: f"Item {items[i]}"), "json")
 
 
 INTEGER = re.compile(r"^[+-]?(0|[1-9][0-9]*)$")  # "007" is an identifier, not a number
@@ -342,12 +450,32 @@ def value_type(value) -> str:
                 return "json"
         except ValueError:
             pass
+        except RecursionError:
+            raise DatasetError(f"a JSON value is nested more than {MAX_NESTING} levels deep") from None
     return "text"
 
 
 def infer_type(values) -> str:
     """One of integer, number, boolean, text, json, empty; empty cells do not count."""
-    kinds = {value_type(v) for v in values} - {"empty"}
+    return _combine_kinds({value_type(v) for v in values})
+
+
+def infer_column_types(columns: list[str], rows: list[dict], where=None) -> dict[str, str]:
+    """Each column's type (see infer_type); `where(i)` names row i's place in the file in errors."""
+    kinds: dict[str, set] = {c: set() for c in columns}
+    for index, row in enumerate(rows):
+        for column, value in row.items():
+            if column in kinds:
+                try:
+                    kinds[column].add(value_type(value))
+                except DatasetError as exc:
+                    place = where(index) if where else f"Row {index + 1}"
+                    raise DatasetError(f"{place}, column {column!r}: {exc}") from None
+    return {c: _combine_kinds(kinds[c]) for c in columns}
+
+
+def _combine_kinds(kinds: set) -> str:
+    kinds = kinds - {"empty"}
     if not kinds:
         return "empty"
     if len(kinds) == 1:
@@ -355,10 +483,6 @@ def infer_type(values) -> str:
     if kinds == {"integer", "number"}:
         return "number"
     return "text"
-
-
-def infer_column_types(columns: list[str], rows: list[dict]) -> dict[str, str]:
-    return {c: infer_type(row.get(c) for row in rows) for c in columns}
 
 
 def _canonical(row: dict) -> str:
@@ -425,18 +549,22 @@ def _cell(value) -> str:
 
 
 def to_csv_bytes(columns: list[str], rows: list[dict]) -> bytes:
-    """UTF-8 CSV with a header; nested values JSON-encoded, None as an empty cell."""
+    """UTF-8 CSV with a header; nested values JSON-encoded, None as an empty cell. Cells a spreadsheet
+    would run as formulas are neutralised (workbench.csv_safe) and known secrets masked. Lines end in
+    CRLF (RFC 4180) because the writer quotes exactly the cells holding a line terminator's
+    characters: with "\n" alone a bare CR went out unquoted, and spreadsheets start a new row there."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(csv_safe.row(columns))
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return out.getvalue().encode("utf-8")
+        writer.writerow(csv_safe.row(_cell(row.get(c)) for c in columns))
+    return secrets.mask(out.getvalue()).encode("utf-8")
 
 
 def to_jsonl_bytes(rows: list[dict]) -> bytes:
     """One JSON object per line, UTF-8, non-ASCII kept readable."""
-    return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows).encode("utf-8")
+    text = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
+    return secrets.mask(text).encode("utf-8")
 
 
 # ---- stored datasets: named, immutable versions -------------------------------------------
@@ -540,10 +668,12 @@ def resolve_for_run(ref: str, base_dir: str | None = None) -> DatasetVersion:
         version, _ = save_version(path.stem, parsed, note=f"from {path.name}", source_filename=path.name)
         return version
     name, _, number = ref.partition("@")
+    if Path(ref).suffix.lower() in DATASET_SUFFIXES or "/" in ref or "\\" in ref:
+        raise WorkbenchError(f"Dataset file {ref!r} does not exist (looked in {', '.join(map(str, candidates))}).")
+    if number.strip() and not number.strip().isdigit():
+        raise WorkbenchError(f"Dataset version must be a number: {ref!r}")
     try:
         return get_version(name.strip(), int(number) if number.strip() else None)
-    except ValueError:
-        raise WorkbenchError(f"Dataset version must be a number: {ref!r}") from None
     except NotFound:
         raise WorkbenchError(f"Dataset {ref!r} is neither a file nor a stored dataset.") from None
 

@@ -8,6 +8,7 @@ slow to be, how often to fail and what to reply:
 
     POST /_control  {"delay_s": 0.2, "fail_rate": 0.2, "fail_statuses": [500, 429],
                      "retry_after": 1, "seed": 0, "mode": "echo" | "queue" | "rules",
+                     "echo_key": false (true: error bodies quote the request's Authorization header),
                      "queue": ["canned", ...], "rules": [{"contains": "x", "reply": "y"}]}
     GET  /_stats    totals, attempts per request-body hash, max in-flight requests, recent bodies
     POST /_reset    clear the stats (the behaviour stays)
@@ -62,6 +63,7 @@ class Behaviour:
     rules: list = field(default_factory=list)
     models: list = field(default_factory=lambda: ["fake"])
     recent_limit: int = 100
+    echo_key: bool = False  # like providers that quote the key they refused: the secrets tests need one
 
     def update(self, changes: dict) -> None:
         """Validate and apply changes; a bad value raises ValueError and changes nothing."""
@@ -93,6 +95,7 @@ class Behaviour:
                 raise ValueError("each rule needs 'contains' and 'reply'")
         new["models"] = [str(m) for m in new["models"]]
         new["recent_limit"] = int(new["recent_limit"])
+        new["echo_key"] = bool(new["echo_key"])
         vars(self).update(new)
 
 
@@ -250,9 +253,10 @@ class FakeApp:
                 fail, pick = draw(b.seed, key, attempt)
                 if fail < b.fail_rate:
                     status = b.fail_statuses[int(pick * len(b.fail_statuses))]
-                    return self._finish(
-                        key, error_response(status, f"fake failure {status} (attempt {attempt})", b.retry_after)
-                    )
+                    message = f"fake failure {status} (attempt {attempt})"
+                    if b.echo_key:
+                        message += f"; you sent Authorization: {request.headers.get('Authorization')}"
+                    return self._finish(key, error_response(status, message, b.retry_after))
             messages = body["messages"]
             text = self.reply_for(messages)
             model = body.get("model") or "fake"

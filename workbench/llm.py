@@ -19,6 +19,7 @@ from typing import Any
 from workbench import (
     config,  # noqa: F401  (offline price map before litellm import)
     costs,
+    secrets,
 )
 from workbench.errors import WorkbenchError
 
@@ -88,9 +89,8 @@ class ModelSpec:
 
 
 def expand_env(value: str | None) -> str | None:
-    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
-        return os.environ.get(value[2:-1]) or None
-    return value
+    """`${NAME}` reads an allowed key variable only; see workbench.secrets (a literal is remembered for masking)."""
+    return secrets.resolve(value)
 
 
 @dataclass
@@ -265,7 +265,8 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     except Exception as exc:  # provider errors are data
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.error_type, result.retry_after = classify_error(exc)
-        result.error = f"{type(exc).__name__}: {_short(exc)}"
+        # providers echo keys in error bodies: mask them here, where every stored error starts
+        result.error = secrets.mask(f"{type(exc).__name__}: {_short(exc)}")
         return result
     finally:
         if quiet is not None:

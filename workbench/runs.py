@@ -19,7 +19,7 @@ from storage import datasets as dataset_repo
 from storage import leases, queries
 from storage import runs as repo
 from storage.tables import DatasetVersion, PromptVersion, Run, utcnow
-from workbench import datasets, guardrails, prompts
+from workbench import datasets, guardrails, prompts, secrets
 from workbench.errors import NotFound, WorkbenchError
 from workbench.llm import ModelSpec
 from workbench.scoring import scorer_variables, store, validate_scorer_config
@@ -136,6 +136,7 @@ def plan_from_config(config: dict) -> RunPlan:
     public["scorers"] = scorers
     if rag:
         public["rag"] = rag
+    public = secrets.strip_keys(public)  # scorers, guardrails, anything: only ${VARIABLE} references are stored
     return RunPlan(
         name=str(config.get("description") or config.get("name") or ""),
         prompt_versions=versions,
@@ -419,14 +420,25 @@ def summary(run_id: int) -> dict:
     }
 
 
-def check_thresholds(result: dict, thresholds: dict) -> list[str]:
+def check_thresholds(result: dict, thresholds: dict, default_error_rate: float | None = 0.0) -> list[str]:
     """Failures as readable lines; empty when every threshold holds.
 
     `pass_rate`, `<scorer>.mean` and `<scorer>.pass_rate` are minimums; `error_rate` is a maximum.
+    `error_rate` applies even when not given: `default_error_rate` (0, so in CI a run with any
+    errored or blocked row fails, like a test suite with an erroring test). `error_rate: null` in
+    the config turns it off.
     """
     failures = []
     by_name = {s["scorer"]: s for s in result.get("scorers", [])}
-    for key, limit in (thresholds or {}).items():
+    given = dict(thresholds or {})
+    defaulted = "error_rate" not in given
+    if defaulted:
+        given["error_rate"] = default_error_rate
+    for key, limit in given.items():
+        if limit is None:
+            if key != "error_rate":
+                failures.append(f"{key}: give a number (only error_rate can be null, to turn it off)")
+            continue
         limit = float(limit)
         if key in ("pass_rate", "error_rate"):
             value = result.get(key)
@@ -440,9 +452,11 @@ def check_thresholds(result: dict, thresholds: dict) -> list[str]:
             failures.append(f"{key}: unknown threshold (use pass_rate, error_rate, <scorer>.mean, <scorer>.pass_rate)")
             continue
         if value is None:
-            failures.append(f"{key}: no value (nothing was scored)")
+            if not (key == "error_rate" and defaulted):
+                failures.append(f"{key}: no value (nothing was scored)")
         elif key == "error_rate" and value > limit:
-            failures.append(f"error_rate {value:.3f} > {limit}")
+            hint = " (the default; set thresholds: {error_rate: null} to allow errors)" if defaulted else ""
+            failures.append(f"error_rate {value:.3f} > {limit}{hint}")
         elif key != "error_rate" and value < limit:
             failures.append(f"{key} {value:.3f} < {limit}")
     return failures

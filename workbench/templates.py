@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 
-PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -26,33 +25,52 @@ def _line_col(text: str, offset: int) -> str:
     return f"line {line}, column {col}"
 
 
+def _placeholders(template: str):
+    """Yield (start, end, inner text) of each `{{ ... }}`, like a lazy `\\{\\{(.*?)\\}\\}` search.
+
+    Written with str.find instead of that regex: on text with an unclosed `{{` the regex
+    rescans to the end of the text for every later `{{`, quadratic in the Prompts page's
+    as-you-type path (80 KB took a minute). Here each character is looked at a bounded
+    number of times; an unclosed `{{` simply ends the scan.
+    """
+    position = 0
+    while True:
+        start = template.find("{{", position)
+        if start == -1:
+            return
+        close = template.find("}}", start + 2)
+        if close == -1:
+            return
+        yield start, close + 2, template[start + 2 : close]
+        position = close + 2
+
+
 def variables(template: str) -> list[str]:
     """Return the placeholder names in order of first appearance; raise TemplateError on bad syntax."""
     if template is None:
         raise TemplateError("The template is empty.")
     names: list[str] = []
     last_end = 0
-    for match in PLACEHOLDER.finditer(template):
-        stray = template.find("}}", last_end, match.start())
+    for start, end, inner in _placeholders(template):
+        stray = template.find("}}", last_end, start)
         if stray != -1:
             raise TemplateError(f"Unmatched '}}}}' at {_line_col(template, stray)}.")
-        name = match.group(1).strip()
+        name = inner.strip()
         if not IDENTIFIER.match(name):
-            shown = match.group(0) if len(match.group(0)) < 60 else match.group(0)[:57] + "..."
+            whole = template[start:end] if end - start < 60 else template[start : start + 57] + "..."
             raise TemplateError(
-                f"Invalid placeholder {shown!r} at {_line_col(template, match.start())}: "
+                f"Invalid placeholder {whole!r} at {_line_col(template, start)}: "
                 "use {{ name }} with letters, digits and underscores only "
                 "(no attributes, filters, calls or expressions)."
             )
         if name not in names:
             names.append(name)
-        last_end = match.end()
-    rest = template[last_end:]
+        last_end = end
     for token in ("{{", "}}"):
-        pos = rest.find(token)
+        pos = template.find(token, last_end)
         if pos != -1:
             kind = "Unclosed '{{'" if token == "{{" else "Unmatched '}}'"
-            raise TemplateError(f"{kind} at {_line_col(template, last_end + pos)}.")
+            raise TemplateError(f"{kind} at {_line_col(template, pos)}.")
     return names
 
 
@@ -76,4 +94,9 @@ def render(template: str, values: dict) -> str:
     missing = [n for n in names if n not in values]
     if missing:
         raise TemplateError("Missing value for variable(s): " + ", ".join(missing))
-    return PLACEHOLDER.sub(lambda m: _as_text(values[m.group(1).strip()]), template)
+    parts, last_end = [], 0
+    for start, end, inner in _placeholders(template):
+        parts += [template[last_end:start], _as_text(values[inner.strip()])]
+        last_end = end
+    parts.append(template[last_end:])
+    return "".join(parts)

@@ -37,3 +37,34 @@ def test_provider_error_is_shown_not_raised(fake_model):
     at.button[0].click().run()
     assert not at.exception
     assert any("auth" in e.value and "invalid api key" in e.value for e in at.error)
+
+
+def test_key_variable_outside_the_allow_list_is_refused(fake_model, monkeypatch):
+    # issue 17: any server variable could be sent as a Bearer token to a URL typed on this page
+    monkeypatch.setenv("INTERNAL_DB_URL", "postgresql://admin:pw@db/prod")
+    monkeypatch.delenv("WORKBENCH_ALLOWED_KEY_VARS", raising=False)
+    prompts.save_version("ask", template="{{ q }}", model="fake/model")
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.text_area(key="pg_var:ask:q").input("hello")
+    at.multiselect(key="pg_models:ask").set_value(["fake/model"])
+    at.text_input(key="pg_extra_id").input("openai/x")
+    at.text_input(key="pg_extra_base").input("http://127.0.0.1:9/v1")
+    at.text_input(key="pg_extra_key").input("INTERNAL_DB_URL")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("not an API key variable" in e.value for e in at.error)
+    assert not fake_model.history and not calls.recent(source="playground")
+
+
+def test_provider_error_echoing_the_key_is_masked(fake_model, monkeypatch):
+    from litellm.llms.custom_llm import CustomLLMError
+
+    monkeypatch.setenv("FAKE_API_KEY", "echoed-secret-value-123456")
+    prompts.save_version("ask", template="{{ q }}", model="fake/model")
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.text_area(key="pg_var:ask:q").input("hello")
+    at.multiselect(key="pg_models:ask").set_value(["fake/model"])
+    fake_model.queue(CustomLLMError(status_code=401, message="bad key echoed-secret-value-123456"))
+    at.button[0].click().run()
+    assert any("bad key ***" in e.value for e in at.error), [e.value for e in at.error]
+    assert all("echoed-secret" not in (c.error or "") for c in calls.recent(source="playground"))

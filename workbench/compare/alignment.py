@@ -15,6 +15,7 @@ from dataclasses import asdict
 from storage import comparisons as repo
 from storage import ledger
 from storage import runs as run_repo
+from workbench import secrets
 from workbench.compare.result import NOT_INPUT, Metric, Result, Variant
 from workbench.errors import NotFound, WorkbenchError
 
@@ -116,7 +117,7 @@ def _load_items(ids: list[int], label_of: dict) -> list[dict]:
             "cached": r[14],
             "input_tokens": r[15],
             "output_tokens": r[16],
-            "error": r[6] or r[17],
+            "error": secrets.mask(r[6] or r[17]),
         }
         for r in rows
     ]

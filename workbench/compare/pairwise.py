@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workbench import stats
+from workbench import secrets, stats
 from workbench.compare.result import Result
 from workbench.compare.rows import first_present
 from workbench.errors import WorkbenchError
@@ -75,7 +75,7 @@ async def apairwise_judge(
         async with semaphore:
             reply, call_id = await models.complete(spec, messages, source="judge", use_cache=use_cache)
         if not reply.ok:
-            return None, f"judge call failed: {reply.error_type}: {reply.error}", reply, call_id
+            return None, secrets.mask(f"judge call failed: {reply.error_type}: {reply.error}"), reply, call_id
         try:
             return parse_pairwise_reply(reply.output), None, reply, call_id
         except JudgeParseError as exc:

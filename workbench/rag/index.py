@@ -39,7 +39,7 @@ from pathlib import Path
 
 from storage import indexes as repo
 from storage.tables import RagIndexVersion
-from workbench import config, embeddings
+from workbench import config, embeddings, secrets
 from workbench.errors import NotFound, WorkbenchError
 from workbench.rag import chunking, documents
 
@@ -396,6 +396,7 @@ def run_build(version_id: int, source, on_progress: Progress | None = None) -> R
         )
     except Exception as exc:
         message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        message = secrets.mask(message)  # a hosted embedding provider may echo its key
         _drop_collection(version.collection)
         _update_build(version_id, message="failed")
         _finish(version_id, "failed", error=message)

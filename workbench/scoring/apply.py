@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from storage import runs as run_repo
-from workbench import guardrails
+from workbench import guardrails, secrets
 from workbench.llm import CallResult
 from workbench.scoring import ScoreContext, ScoreResult, run_scorer, scorer_name, store, validate_scorer_config
 from workbench.scoring.judge import ajudge
@@ -123,7 +123,7 @@ def rescore(run_id: int, configs: list[dict], concurrency: int = 4) -> int:
 
     def new_config(config: dict) -> dict:
         kept = [c for c in (config.get("scorers") or []) if scorer_name(c) not in names]
-        return {**config, "scorers": kept + [s.config for s in scorers]}
+        return {**config, "scorers": secrets.strip_keys(kept + [s.config for s in scorers])}
 
     run_repo.replace_scores(run_id, [item.id for item, _, _ in scored], names, payload, judge_calls, new_config)
     return len(payload)

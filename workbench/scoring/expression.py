@@ -16,14 +16,22 @@ never runs. So:
   when parsing. `str.format` / `format_map` are not on the list (`'{0.__class__}'`).
 - Values are plain data: the variables are copied into str/int/float/bool/None/list/
   dict before evaluation, so no object with interesting attributes is ever reachable.
-- Resources are bounded without threads: every node costs a step (`MAX_STEPS`), a
-  wall-clock deadline is checked on every step, and operations that can allocate a lot
-  (`*`, `+`, `**`, `str()`, `join`, `replace`) check the size of their result *before*
-  computing it, so `'a' * 10**10` and `9**9**9` fail fast instead of eating memory; and
-  everything an evaluation creates counts against a total (`MAX_ALLOCATED`), so
-  `[output * 999 for c in output]` stops after a few copies rather than at the step limit.
-- `re_search` / `re_findall` use the `regex` package with a timeout when it is installed
-  (it comes with transformers), so a catastrophic pattern cannot hang the scorer.
+- Resources are bounded in two layers. Inside the interpreter: every node costs a step
+  (`MAX_STEPS`), a wall-clock deadline is checked on every step, and operations that can
+  allocate a lot (`*`, `+`, `**`, `str()`, `join`, `replace`) check the size of their result
+  *before* computing it, so `'a' * 10**10` and `9**9**9` fail fast; everything an evaluation
+  creates is charged in bytes (integers by their bit length, strings and lists by their size,
+  lists returned by calls with their elements) against `MAX_ALLOCATED`, so
+  `[output * 999 for c in output]` stops after a few copies. Those are estimates and a single
+  builtin (`sorted` of millions of items) cannot be interrupted, so:
+- Evaluation runs in a sandbox process (`evaluate`), a fresh interpreter with an empty
+  environment (no keys to read), an address-space limit (`RLIMIT_AS`, `SANDBOX_MEMORY_MB`) and a
+  CPU-time limit per evaluation; the caller kills it when the wall clock passes the timeout
+  plus `KILL_GRACE_S`. Processes are kept in a small pool and reused across rows (about a
+  millisecond per evaluation instead of a process start); one that was killed or ran out of
+  memory is replaced.
+- `re_search` / `re_findall` use the `regex` package with its timeout, so a catastrophic
+  pattern ends at the deadline instead of hanging the scorer.
 """
 
 from __future__ import annotations
@@ -31,12 +39,21 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
+import select
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
 MAX_STEPS = 1_000_000
 MAX_SIZE = 10_000_000  # characters in a string, elements in a container, deep size for str()
-MAX_ALLOCATED = 50_000_000  # characters/elements created over a whole evaluation
+MAX_ALLOCATED = 200_000_000  # bytes created over a whole evaluation
+SANDBOX_MEMORY_MB = 512  # address space of a sandbox process (a fresh interpreter uses ~20 MB)
+KILL_GRACE_S = 0.5  # past the timeout before the sandbox process is killed
+MAX_REPLY_BYTES = 32_000_000
+POOL_IDLE = 4  # idle sandbox processes kept for reuse
 MAX_INT_BITS = 100_000
 DEFAULT_TIMEOUT = 1.0
 MAX_EXPRESSION_CHARS = 5_000
@@ -46,32 +63,22 @@ class ExpressionError(ValueError):
     """The expression is not allowed, or failed while running; the message is shown to users."""
 
 
-def _re_module():
-    try:
-        import regex
-
-        return regex, True
-    except ImportError:  # pragma: no cover - regex ships with transformers
-        import re
-
-        return re, False
-
-
 def _regex_call(kind, pattern, text, flags, ev):
+    import regex
+
     if not isinstance(pattern, str) or not isinstance(text, str):
         raise ExpressionError(f"re_{kind}(pattern, text) takes two strings")
-    module, has_timeout = _re_module()
-    flag_bits = module.IGNORECASE if flags in ("i", "I") else 0
-    kwargs = {"timeout": max(0.001, ev.deadline - time.monotonic())} if has_timeout else {}
+    flag_bits = regex.IGNORECASE if flags in ("i", "I") else 0
+    timeout = max(0.001, ev.deadline - time.monotonic())
     try:
         if kind == "search":
-            match = module.search(pattern, text, flag_bits, **kwargs)
+            match = regex.search(pattern, text, flag_bits, timeout=timeout)
             return match.group(0) if match else None
-        found = module.findall(pattern, text, flag_bits, **kwargs)
+        found = regex.findall(pattern, text, flag_bits, timeout=timeout)
         return [list(item) if isinstance(item, tuple) else item for item in found]
     except TimeoutError:
         raise ExpressionError("the regular expression took too long") from None
-    except module.error as exc:
+    except regex.error as exc:
         raise ExpressionError(f"bad regular expression {pattern!r}: {exc}") from None
 
 
@@ -379,13 +386,20 @@ class _Evaluator:
         self.max_steps = max_steps
         self.allocated = 0
 
-    def charge(self, value):
-        """Count what an operation created; refuse once the evaluation has created too much."""
-        if type(value) in (str, list, tuple, dict, set):
-            self.allocated += len(value)
+    def charge(self, value, elements: bool = False):
+        """Count the bytes an operation created; refuse once the evaluation has created too much.
+
+        Integers count by their size in memory (bit length), strings and containers by theirs;
+        with `elements`, a container's elements count too (a list from split() or sorted() holds
+        new strings). Values that already existed (a variable, an indexed element) are not charged."""
+        kind = type(value)
+        if kind in (str, int, list, tuple, dict, set, float):
+            self.allocated += sys.getsizeof(value)
+            if elements and kind in (list, tuple, set, dict):
+                self.allocated += sum(map(sys.getsizeof, value.values() if kind is dict else value))
             if self.allocated > MAX_ALLOCATED:
                 raise ExpressionError(
-                    f"the expression creates too much data (more than {MAX_ALLOCATED:,} characters/elements in total)"
+                    f"the expression creates too much data (more than {MAX_ALLOCATED // 1_000_000:,} MB in total)"
                 )
         return value
 
@@ -476,7 +490,7 @@ class _Evaluator:
             if not all(p is None or type(p) is int for p in parts):
                 raise ExpressionError("slice bounds must be integers")
             return self.charge(value[slice(*parts)])
-        return self.charge(value[self.eval(node.slice, scope)])
+        return value[self.eval(node.slice, scope)]
 
     def _iterate(self, generators, scope):
         """Yield the scope for each combination of comprehension variables that passes the ifs."""
@@ -516,15 +530,16 @@ class _Evaluator:
             if func.id in ("re_search", "re_findall"):
                 if kwargs or not 2 <= len(args) <= 3:
                     raise ExpressionError(f"{func.id}(pattern, text[, 'i']) takes 2 or 3 arguments")
-                return self.charge(_regex_call(func.id[3:], args[0], args[1], args[2] if len(args) > 2 else None, self))
+                found = _regex_call(func.id[3:], args[0], args[1], args[2] if len(args) > 2 else None, self)
+                return self.charge(found, elements=True)
             _guard_builtin(func.id, args)
-            return self.charge(_plain_result(BUILTINS[func.id](*args, **kwargs)))
+            return self.charge(_plain_result(BUILTINS[func.id](*args, **kwargs)), elements=True)
         receiver = self.eval(func.value, scope)
         allowed = METHODS.get(type(receiver), ())
         if func.attr not in allowed:
             raise ExpressionError(f"{type(receiver).__name__} has no allowed method .{func.attr}()")
         _guard_method(receiver, func.attr, args, kwargs)
-        return self.charge(_plain_result(getattr(receiver, func.attr)(*args, **kwargs)))
+        return self.charge(_plain_result(getattr(receiver, func.attr)(*args, **kwargs)), elements=True)
 
 
 def _assign(target, value, scope):
@@ -631,7 +646,29 @@ _BINOPS = {
 def evaluate(
     expression: Expression | str, variables: dict, timeout: float = DEFAULT_TIMEOUT, max_steps: int = MAX_STEPS
 ):
-    """Evaluate an expression against `variables`; any failure is an ExpressionError with a clear message."""
+    """Evaluate an expression against `variables` in a sandbox process; any failure (including
+    running out of time or memory) is an ExpressionError with a clear message.
+
+    The result comes back as JSON data: tuples and sets arrive as lists."""
+    variables = {name: plain(value) for name, value in variables.items()}
+    if isinstance(expression, str):
+        expression = compile_expression(expression, variables)
+    request = {
+        "source": expression.source,
+        "variables": variables,
+        "timeout": float(timeout),
+        "max_steps": int(max_steps),
+    }
+    reply = _sandboxed(json.dumps(request, ensure_ascii=False).encode("utf-8"), float(timeout))
+    if "error" in reply:
+        raise ExpressionError(reply["error"])
+    return reply["value"]
+
+
+def evaluate_here(
+    expression: Expression | str, variables: dict, timeout: float = DEFAULT_TIMEOUT, max_steps: int = MAX_STEPS
+):
+    """Evaluate in this process, bounded only by the interpreter's own limits (the sandbox's inner layer)."""
     variables = {name: plain(value) for name, value in variables.items()}
     if isinstance(expression, str):
         expression = compile_expression(expression, variables)
@@ -649,6 +686,143 @@ def evaluate(
     if isinstance(result, float) and math.isnan(result):
         raise ExpressionError("the expression returned NaN")
     return result
+
+
+# ---------------------------------------------------------------------------- the sandbox processes
+
+# The child loads this file by path, not as `workbench.scoring.expression`: importing the package
+# would pull in every scorer, the model-call path and litellm. This module needs only the stdlib
+# and `regex`.
+_BOOT = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('workbench_expression_sandbox', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[spec.name] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "module.serve(int(sys.argv[2]))\n"
+)
+
+
+def _read_exactly(stream, n: int) -> bytes | None:
+    data = stream.read(n)
+    return data if data is not None and len(data) == n else None
+
+
+def serve(memory_mb: int) -> None:
+    """The sandbox process's loop: length-prefixed JSON requests on stdin, replies on stdout."""
+    import resource
+
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    compiled: dict[tuple, Expression] = {}
+    while True:
+        header = _read_exactly(stdin, 4)
+        if header is None:
+            return
+        body = _read_exactly(stdin, int.from_bytes(header, "big"))
+        if body is None:
+            return
+        request = json.loads(body)
+        # a CPU-time bound of its own, should the parent die while an evaluation runs (SIGXCPU)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_now = int(used.ru_utime + used.ru_stime)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_now + int(request["timeout"]) + 5, resource.RLIM_INFINITY))
+        try:
+            key = (request["source"], tuple(sorted(request["variables"])))
+            if key not in compiled:
+                if len(compiled) > 256:
+                    compiled.clear()
+                compiled[key] = compile_expression(request["source"], request["variables"])
+            value = evaluate_here(compiled[key], request["variables"], request["timeout"], request["max_steps"])
+            reply = json.dumps({"value": value}, ensure_ascii=False, default=list).encode("utf-8")
+            if len(reply) > MAX_REPLY_BYTES:
+                raise ExpressionError(f"the result is larger than {MAX_REPLY_BYTES // 1_000_000} MB")
+        except ExpressionError as exc:
+            reply = json.dumps({"error": str(exc)}).encode("utf-8")
+        except MemoryError:
+            reply = json.dumps({"error": f"the expression ran out of memory (limit {memory_mb} MB)"}).encode()
+        except (TypeError, ValueError) as exc:  # a result JSON cannot carry (an int of 5000 digits, tuple keys)
+            reply = json.dumps({"error": f"the result cannot be returned: {exc}"}).encode("utf-8")
+        stdout.write(len(reply).to_bytes(4, "big") + reply)
+        stdout.flush()
+
+
+class _Sandbox:
+    """One sandbox process and its pipes."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOT, os.path.abspath(__file__), str(SANDBOX_MEMORY_MB)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={},  # nothing of the server's environment (keys) is visible in there
+        )
+        self.owner = os.getpid()
+
+    def ask(self, request: bytes, wall_s: float) -> dict | None:
+        """The reply, or None when the process did not answer in time or died (it is then dead)."""
+        deadline = time.monotonic() + wall_s
+        try:
+            self.proc.stdin.write(len(request).to_bytes(4, "big") + request)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            return None
+        fd = self.proc.stdout.fileno()
+        data = b""
+        needed = 4
+        while len(data) < needed:
+            left = deadline - time.monotonic()
+            ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+            if not ready:
+                self.kill()
+                return None
+            chunk = os.read(fd, max(65536, needed - len(data)))
+            if not chunk:
+                self.kill()
+                return None
+            data += chunk
+            if needed == 4 and len(data) >= 4:
+                needed = 4 + int.from_bytes(data[:4], "big")
+        return json.loads(data[4:needed])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+_idle: list[_Sandbox] = []
+_idle_lock = threading.Lock()
+
+
+def _sandboxed(request: bytes, timeout: float) -> dict:
+    with _idle_lock:
+        # a forked process (the CLI shards runs) must not share its parent's sandbox pipes
+        _idle[:] = [box for box in _idle if box.owner == os.getpid()]
+        box = _idle.pop() if _idle else None
+    if box is None or box.proc.poll() is not None:
+        box = _Sandbox()
+    started = time.monotonic()
+    reply = box.ask(request, timeout + KILL_GRACE_S)
+    if reply is None:
+        if time.monotonic() - started >= timeout:
+            raise ExpressionError(f"the expression took longer than {timeout:g} s (stopped)")
+        raise ExpressionError(f"the expression ran out of memory (limit {SANDBOX_MEMORY_MB} MB) or its process died")
+    with _idle_lock:
+        if len(_idle) < POOL_IDLE:
+            _idle.append(box)
+            box = None
+    if box is not None:
+        box.kill()
+    return reply
 
 
 def describe(value) -> str:

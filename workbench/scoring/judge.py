@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workbench import templates
+from workbench import secrets, templates
 from workbench.llm import CallResult, ModelSpec
 from workbench.scoring.judge_parse import JudgeParseError, parse_judge_reply, weighted_score_from_logprobs
 from workbench.scoring.registry import ScoreContext, ScoreResult, register
@@ -135,6 +135,7 @@ def _check(config: dict) -> list[str]:
             templates.variables(config["template"])
         except templates.TemplateError as exc:
             problems.append(f"judge template: {exc}")
+    problems += secrets.key_problems(config.get("api_key"))
     scale = config.get("scale")
     if scale is not None and (not isinstance(scale, (list, tuple)) or len(scale) != 2 or scale[0] >= scale[1]):
         problems.append("scale must be [min, max] with min < max")
@@ -160,7 +161,7 @@ def judge_messages(config: dict, output: str, context: ScoreContext) -> list[dic
 def verdict(config: dict, reply: CallResult) -> ScoreResult:
     """Turn one judge reply into a ScoreResult (errors as data)."""
     if not reply.ok:
-        return ScoreResult(None, None, "", error=f"judge call failed: {reply.error_type}: {reply.error}")
+        return ScoreResult(None, None, "", error=secrets.mask(f"judge call failed: {reply.error_type}: {reply.error}"))
     filled = judge_config(config)
     low, high = filled["scale"]
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from storage import scorers as repo
 from storage.tables import Scorer
+from workbench import secrets
 from workbench.errors import NotFound, WorkbenchError
 from workbench.scoring import scorer_name, validate_scorer_config
 
@@ -18,7 +19,7 @@ def save(name: str, config: dict, note: str = "") -> tuple[Scorer, bool]:
     name = (name or "").strip()
     if not name or "@" in name:
         raise WorkbenchError("Give the scorer a name (without '@').")
-    config = {**config, "name": name}
+    config = secrets.strip_keys({**config, "name": name})  # a literal key never reaches the table
     problems = validate_scorer_config(config)
     if problems:
         raise WorkbenchError("; ".join(problems))
