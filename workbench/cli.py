@@ -86,7 +86,7 @@ def _progress_printer(stream=sys.stderr):
 def cmd_eval(args) -> int:
     """Plan the run, then execute it as a worker: claim its shards by lease (with `--workers N`,
     N-1 helper processes claim the others), print progress, exit by the thresholds."""
-    from workbench import llm, runs
+    from workbench import runs
     from workbench.errors import WorkbenchError
     from workbench.jobs import runs as run_jobs
 
@@ -118,7 +118,6 @@ def cmd_eval(args) -> int:
                     file=sys.stderr,
                 )
             shard_keys = run_jobs.prepare(run_id, retry_errors=args.retry_errors)
-            llm.litellm_module()  # imported here, inside the pause, not by the first call
         status = _execute_with_helpers(run_id, shard_keys, None if args.quiet else _progress_printer())
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

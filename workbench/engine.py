@@ -124,6 +124,12 @@ def _with_retrieval(run: Run, rows: dict, row_ids: set[int]) -> dict:
     return out
 
 
+def scorers_call_models(run: Run) -> bool:
+    """Whether the run's scorers make model calls (judges), which need litellm even when every
+    answer comes from the cache."""
+    return any(isinstance(c, dict) and c.get("type") == "llm_judge" for c in run.config.get("scorers") or [])
+
+
 def _local_slots() -> int:
     """How many calls the embedded model's server takes at once (1 when it cannot say)."""
     try:
@@ -158,8 +164,6 @@ async def execute_shard(
         queue.put_nowait(_entry(item, None, status="error", error_type="render", error=message))
     failed_ids = {item.item_id for item, _ in failures}
     todo = [w for w in work if w.item_id not in failed_ids]
-    if todo:
-        litellm_module()  # its import takes seconds: not inside the first call, with the loop stalled
     options = CallOptions(
         use_cache=run.use_cache,
         max_attempts=max_attempts,
@@ -172,6 +176,8 @@ async def execute_shard(
         from storage import ledger
 
         options.cache = ledger.cached_replies({w.digest for w in todo if w.repeat == 0 and w.digest})
+    if any(w.repeat or w.digest not in (options.cache or {}) for w in todo) or scorers_call_models(run):
+        litellm_module()  # seconds of import: before the loop starts, and only when a call is due
     repeat_options = CallOptions(**{**options.__dict__, "use_cache": False})  # repeats always call
     scorers = apply.prepare(run.config.get("scorers") or [])
     has_judge = any(s.is_judge for s in scorers)

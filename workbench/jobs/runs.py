@@ -164,11 +164,9 @@ def finalize(run_id: int) -> str | None:
 
 def _refresh_rollups() -> None:
     """Fold the run's calls into the dashboard's rollups now, so reading them never has to."""
-    from workbench import dashboard
+    from storage import dashboard_queries
 
-    refresh = getattr(dashboard, "refresh_rollups", None)
-    if refresh is not None:
-        refresh()
+    dashboard_queries.refresh()
 
 
 def run_now(run_id: int, *, retry_errors: bool = False, on_progress: Callable[[dict], None] | None = None) -> str:
