@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-
 import streamlit as st
 
 from workbench import config  # noqa: F401  (offline switches before anything heavy)
+
 
 def page_setup(title: str, icon: str = "🧪") -> None:
     st.set_page_config(page_title=f"{title} · Prompt Workbench", page_icon=icon, layout="wide")
