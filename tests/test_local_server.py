@@ -125,13 +125,14 @@ def test_server_answers_is_shared_survives_a_kill_and_stops(server_dir):
 
         async def both():
             return await asyncio.gather(
-                llm.acall(spec, [{"role": "user", "content": "Name a fruit."}]),
-                llm.acall(spec, [{"role": "user", "content": "Name a colour."}]),
+                llm.acall(spec, [{"role": "user", "content": "What is the capital of France?"}]),
+                llm.acall(spec, [{"role": "user", "content": "Write one sentence about the sea."}]),
             )
 
         first, other = asyncio.run(both())
         assert first.ok and other.ok, (first.error, other.error)
-        assert first.output and other.output and first.model == "local/smollm2"
+        assert first.output_tokens and other.output_tokens and first.model == "local/smollm2"
+        assert "paris" in first.output.lower() and other.output
 
         # killed: the next call starts it again and answers
         os.kill(state["pid"], signal.SIGKILL)

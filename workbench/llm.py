@@ -241,8 +241,8 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     call_timeout = float(params.pop("timeout", timeout))
     try:
         model, api_base = await _target(spec)
-    except Exception as exc:  # the embedded model's server could not start: an error, with the fix in it
-        result.error_type, result.error = "connection", f"{type(exc).__name__}: {_short(exc)}"
+    except Exception as exc:  # no such local model, or the embedded model's server could not start
+        result.error_type, result.error = _target_error(exc), f"{type(exc).__name__}: {_short(exc)}"
         return result
     # Local OpenAI-compatible servers usually need no key, but the client insists on one.
     api_key = spec.api_key or ("not-needed" if api_base else None)
@@ -322,12 +322,19 @@ async def _target(spec: ModelSpec, recheck: bool = False) -> tuple[str, str | No
     """The litellm model string and api_base for a spec: the embedded model is its local server's
     OpenAI-compatible endpoint (started on first use, seconds; not counted in the call's latency)."""
     if spec.id != EMBEDDED_MODEL:
+        if spec.id.startswith("local/") and not spec.api_base:
+            raise LookupError(f"Unknown local model {spec.id!r}: available: {EMBEDDED_MODEL}")
         return spec.id, spec.api_base
     from workbench import local_server
 
     if recheck:
         local_server.forget()
     return "openai/smollm2", await asyncio.to_thread(local_server.ensure_running)
+
+
+def _target_error(exc: Exception) -> str:
+    """An unknown local model is not retryable; a local server that failed to start may be."""
+    return "unknown_model" if isinstance(exc, LookupError) else "connection"
 
 
 async def astream(spec: ModelSpec, messages: list, timeout: float = 120.0):
@@ -350,6 +357,11 @@ async def astream(spec: ModelSpec, messages: list, timeout: float = 120.0):
     pieces: list[str] = []
     try:
         model, api_base = await _target(spec)
+    except Exception as exc:
+        result.error_type, result.error = _target_error(exc), f"{type(exc).__name__}: {_short(exc)}"
+        yield result
+        return
+    try:
         api_key = spec.api_key or ("not-needed" if api_base else None)
         started = time.perf_counter()
         stream = await litellm.acompletion(
