@@ -19,6 +19,7 @@ import math
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from scipy.stats import spearmanr
 
@@ -68,7 +69,7 @@ def agreement(pairs: list[tuple[float | None, float]]) -> dict:
     constant, e.g. a judge that says 5 to everything): a number there would mislead.
     """
     scored = [(float(judge), float(human)) for judge, human in pairs if judge is not None]
-    result = {
+    result: dict[str, Any] = {
         "n": len(pairs),
         "n_scored": len(scored),
         "spearman": None,

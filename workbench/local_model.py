@@ -151,6 +151,7 @@ def generate(
     seed: int | None = None,
     top_logprobs: int = 0,
     on_text=None,
+    ignore_eos: bool = False,
 ) -> dict:
     """Real generation; returns text, token counts, finish reason and (on request) top logprobs.
 
@@ -167,6 +168,8 @@ def generate(
     kwargs: dict = {"max_new_tokens": max_tokens, "do_sample": sampling, "pad_token_id": tokenizer.eos_token_id}
     if sampling:
         kwargs.update(temperature=float(temperature), top_p=float(top_p or 1.0))
+    if ignore_eos:
+        kwargs["min_new_tokens"] = max_tokens
     if top_logprobs:
         kwargs.update(output_scores=True, return_dict_in_generate=True)
     streamer = None
@@ -251,6 +254,7 @@ def _generation_args(body: dict) -> dict:
         "stop": [stop] if isinstance(stop, str) else stop,
         "seed": body.get("seed"),
         "top_logprobs": min(top, 20),
+        "ignore_eos": bool(body.get("ignore_eos")),  # llama.cpp's extension, for benchmarks of fixed length
     }
 
 
