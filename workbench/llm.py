@@ -260,9 +260,11 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
                 **params,
             )
         except Exception as exc:
-            if spec.id != EMBEDDED_MODEL or classify_error(exc)[0] != "connection":
+            # litellm reports a refused connection as an InternalServerError, hence both types.
+            if spec.id != EMBEDDED_MODEL or classify_error(exc)[0] not in ("connection", "server_error"):
                 raise
-            # The embedded model's server died since it was last seen: start it again, ask once more.
+            # The embedded model's server may have died since it was last seen: check it (start it
+            # again if it is gone) and ask once more.
             model, api_base = await _target(spec, recheck=True)
             started = time.perf_counter()
             response = await litellm.acompletion(
