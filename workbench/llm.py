@@ -265,7 +265,12 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
                 raise
             # The embedded model's server may have died since it was last seen: check it (start it
             # again if it is gone) and ask once more.
-            model, api_base = await _target(spec, recheck=True)
+            try:
+                model, api_base = await _target(spec, recheck=True)
+            except Exception as start_error:  # report the start failure (it says why), as retryable
+                result.error_type, result.error = "connection", f"{type(start_error).__name__}: {_short(start_error)}"
+                result.latency_ms = (time.perf_counter() - started) * 1000
+                return result
             started = time.perf_counter()
             response = await litellm.acompletion(
                 model=model,
