@@ -39,7 +39,8 @@ def test_threads_and_slots_follow_the_environment(server_dir, monkeypatch):
     monkeypatch.delenv("WORKBENCH_MODEL_THREADS")
     assert 1 <= local_server.threads() <= (os.cpu_count() or 1)
     monkeypatch.setenv("WORKBENCH_MODEL_RUNTIME", "transformers")
-    assert local_server.runtime() == "transformers" and local_server.parallel_slots() == 1
+    monkeypatch.setenv("WORKBENCH_MODEL_SLOTS", "2")
+    assert local_server.runtime() == "transformers" and local_server.parallel_slots() == 2
     monkeypatch.setenv("WORKBENCH_MODEL_RUNTIME", "gpu-magic")
     with pytest.raises(local_server.LocalServerError, match="llama.cpp or transformers"):
         local_server.runtime()

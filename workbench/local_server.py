@@ -11,7 +11,7 @@ Runtimes, fastest first (see README, "The embedded model"):
   Started with `--no-repack`: on CPUs with AVX-512/AMX llama.cpp segfaults in llama_decode
   with weight repacking on.
 - otherwise transformers with int8 dynamic quantization in a process of its own
-  (`python -m workbench.local_model`), one request at a time.
+  (`python -m workbench.local_model`), batching the requests that wait.
 
 The server's folder (`WORKBENCH_MODEL_SERVER_DIR`, default `server/` in the model cache)
 holds `server.lock` (an flock held while one starter checks or starts the server, so a
@@ -114,8 +114,8 @@ def runtime() -> str:
 
 
 def _slots_for(name: str) -> int:
-    if name != "llama.cpp":
-        return 1
+    """llama.cpp's `-np`; the transformers server batches the requests that wait, so the same number
+    of requests in flight keeps its batches full."""
     value = os.environ.get("WORKBENCH_MODEL_SLOTS") or "4"
     try:
         return max(1, int(value))
