@@ -37,7 +37,8 @@ def test_threads_and_slots_follow_the_environment(server_dir, monkeypatch):
     with pytest.raises(local_server.LocalServerError, match="WORKBENCH_MODEL_THREADS"):
         local_server.threads()
     monkeypatch.delenv("WORKBENCH_MODEL_THREADS")
-    assert 1 <= local_server.threads() <= (os.cpu_count() or 1)
+    assert 1 <= local_server.threads("llama.cpp") <= (os.cpu_count() or 1)
+    assert local_server.threads("transformers") == 1
     monkeypatch.setenv("WORKBENCH_MODEL_RUNTIME", "transformers")
     monkeypatch.setenv("WORKBENCH_MODEL_SLOTS", "2")
     assert local_server.runtime() == "transformers" and local_server.parallel_slots() == 2

@@ -68,15 +68,20 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def threads() -> int:
-    """`WORKBENCH_MODEL_THREADS`, else the physical cores."""
+def threads(name: str = "llama.cpp") -> int:
+    """`WORKBENCH_MODEL_THREADS`, else the physical cores for llama.cpp and 1 for transformers.
+
+    torch's threads wait for each other at every layer, so on a busy machine a second thread
+    costs more than it gives: measured here (load ~7 on 2 cores), int8 at 1 thread made 7.6
+    tok/s alone and 8.3 beside two busy processes, at 2 threads 6.2 and 3.7. Batching, not
+    threads, is what the transformers server uses the second core's time for."""
     value = os.environ.get("WORKBENCH_MODEL_THREADS")
     if value:
         try:
             return max(1, int(value))
         except ValueError:
             raise LocalServerError(f"WORKBENCH_MODEL_THREADS must be a whole number, got {value!r}.") from None
-    return physical_cores()
+    return physical_cores() if name == "llama.cpp" else 1
 
 
 def llama_server_binary() -> Path | None:
@@ -240,7 +245,7 @@ def ensure_running(timeout: float = START_TIMEOUT_S) -> str:
         if state and _alive(int(state["pid"])):  # alive but not answering: hung, replace it
             _kill(int(state["pid"]))
         name = runtime()
-        n_threads, slots, port = threads(), _slots_for(name), _free_port()
+        n_threads, slots, port = threads(name), _slots_for(name), _free_port()
         argv = command(name, port, n_threads, slots)
         log_path = server_dir() / "server.log"
         with open(log_path, "ab") as log:
