@@ -89,7 +89,12 @@ def test_a_server_that_cannot_start_is_a_clear_error(server_dir, monkeypatch, tm
 
 def _chat(api_base: str, content: str, max_tokens: int = 16) -> dict:
     body = json.dumps(
-        {"model": "smollm2", "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens}
+        {
+            "model": "smollm2",
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+        }
     ).encode()
     request = urllib.request.Request(
         api_base + "/chat/completions", data=body, headers={"Content-Type": "application/json"}
@@ -127,7 +132,7 @@ def test_server_answers_is_shared_survives_a_kill_and_stops(server_dir):
 
         async def both():
             return await asyncio.gather(
-                llm.acall(spec, [{"role": "user", "content": "What is the capital of France?"}]),
+                llm.acall(spec, [{"role": "user", "content": "What is the capital of France? One word."}]),
                 llm.acall(spec, [{"role": "user", "content": "Write one sentence about the sea."}]),
             )
 
