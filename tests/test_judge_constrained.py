@@ -63,6 +63,8 @@ def test_constrained_reply_without_score_tokens_falls_back_to_text_then_to_a_rec
     config = {"type": "llm_judge", "rubric": "relevance"}
     text_only = CallResult("local/smollm2", [], {}, "x", output="3")
     assert verdict(config, text_only).score == 3.0  # "Score: " + "3"
+    echoed = CallResult("local/smollm2", [], {}, "x", output="Score: 4")
+    assert verdict(config, echoed).score == 4.0
     nothing = _reply({"---": -0.1, "**": -1.0}, output="---")
     result = verdict(config, nothing)
     assert result.score is None and result.error.startswith("unparseable judge reply")
@@ -92,6 +94,7 @@ def test_pairwise_is_constrained_to_a_b_or_tie():
     assert pairwise_distribution({" the": -0.1}) is None
     no_tokens = _reply({" W": -0.1}, output=" A", messages=messages)
     assert read_pairwise(no_tokens) == "A"  # read as "Winner: A"
+    assert read_pairwise(_reply({" W": -0.1}, output="Winner: B", messages=messages)) == "B"  # llama.cpp echoes it
     with pytest.raises(JudgeParseError):
         read_pairwise(_reply({" W": -0.1}, output=" W", messages=messages))
 

@@ -212,7 +212,9 @@ def verdict(config: dict, reply: CallResult) -> ScoreResult:
             score = expected_score(distribution)
             shown = ", ".join(f"{value}: {p:.2f}" for value, p in distribution.items())
             return ScoreResult(score >= filled["pass_threshold"], float(score), f"score probabilities {shown}")
-    text = (SCORE_PREFILL + (reply.output or "")) if filled["constrained"] else (reply.output or "")
+    text = reply.output or ""
+    if filled["constrained"] and not text.startswith(SCORE_PREFILL.strip()):  # llama.cpp repeats the prefill
+        text = SCORE_PREFILL + text
     try:
         score, reason = parse_judge_reply(text, scale=(low, high))
     except JudgeParseError as exc:
@@ -255,7 +257,11 @@ def read_pairwise(reply: CallResult) -> str:
         if distribution:
             return max(distribution.items(), key=lambda item: item[1])[0]
     text = reply.output or ""
-    if reply.messages and reply.messages[-1].get("content") == PAIRWISE_PREFILL:
+    if (
+        reply.messages
+        and reply.messages[-1].get("content") == PAIRWISE_PREFILL
+        and not text.startswith(PAIRWISE_PREFILL)
+    ):
         text = PAIRWISE_PREFILL + " " + text.strip()
     return parse_pairwise_reply(text)
 
