@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-
 import streamlit as st
 
 from workbench import config  # noqa: F401  (offline switches before anything heavy)
 
-PRELOAD_DELAY_S = 4.0
-
-
-@st.cache_resource
-def _warm_up_embedded_model() -> threading.Thread:
-    """Load the embedded model in the background once per server, so the first Playground run is quick.
-
-    It starts a few seconds late: importing torch and transformers holds the GIL for seconds,
-    and the first page a visitor opens should not wait behind it. A model call that comes
-    earlier simply loads the model itself."""
-
-    def load():
-        time.sleep(PRELOAD_DELAY_S)
-        try:
-            from workbench import local_model
-
-            local_model.load()
-        except Exception:  # the Playground reports a missing model when it is used
-            pass
-
-    thread = threading.Thread(target=load, name="warm-up-embedded-model", daemon=True)
-    thread.start()
-    return thread
-
 
 def page_setup(title: str, icon: str = "🧪") -> None:
     st.set_page_config(page_title=f"{title} · Prompt Workbench", page_icon=icon, layout="wide")
-    if os.environ.get("WORKBENCH_PRELOAD", "1") != "0":
-        _warm_up_embedded_model()
     budget_banner()
 
 

@@ -12,7 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ["WORKBENCH_PRELOAD"] = "0"  # pages must not start loading the embedded model in tests
 os.environ.setdefault("WORKBENCH_LEASE_SECONDS", "1.5")  # heartbeats (and cancels seen) every 0.5 s
 
 
@@ -29,6 +28,14 @@ def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API keeps an event loop running in the main thread
     for the session, which would break every later test that calls asyncio.run()."""
     items.sort(key=lambda item: "tests/e2e/" in str(item.fspath).replace("\\", "/"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def stop_local_model_server():
+    """A test that called the embedded model started its server (if none ran): stop that one at the end."""
+    yield
+    if "workbench.local_server" in sys.modules:
+        sys.modules["workbench.local_server"].stop(owned_only=True)
 
 
 @pytest.fixture(autouse=True)

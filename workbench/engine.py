@@ -179,6 +179,7 @@ async def execute_shard(
     if any(w.repeat or w.digest not in (options.cache or {}) for w in todo) or scorers_call_models(run):
         litellm_module()  # seconds of import: before the loop starts, and only when a call is due
     repeat_options = CallOptions(**{**options.__dict__, "use_cache": False})  # repeats always call
+    judge_options = CallOptions(**{**options.__dict__, "cache": None})  # judges look their replies up one by one
     scorers = apply.prepare(run.config.get("scorers") or [])
     has_judge = any(s.is_judge for s in scorers)
     guard_config = run.config.get("guardrails") or {}
@@ -194,7 +195,7 @@ async def execute_shard(
 
     async def judge_call(spec: ModelSpec, messages: list) -> CallResult:
         try:
-            return await call(spec, messages, options, stopped)
+            return await call(spec, messages, judge_options, stopped)
         except BudgetExceeded:
             if not reason:
                 reason.append("budget_exceeded")

@@ -19,6 +19,7 @@ import math
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from scipy.stats import spearmanr
 
@@ -67,7 +68,7 @@ def agreement(pairs: list[tuple[float | None, float]]) -> dict:
     constant, e.g. a judge that says 5 to everything): a number there would mislead.
     """
     scored = [(float(judge), float(human)) for judge, human in pairs if judge is not None]
-    result = {
+    result: dict[str, Any] = {
         "n": len(pairs),
         "n_scored": len(scored),
         "spearman": None,
@@ -89,16 +90,18 @@ def agreement(pairs: list[tuple[float | None, float]]) -> dict:
     return result
 
 
-async def _judge_all(model: str, labels: list[dict], concurrency: int) -> list[dict]:
+async def _judge_all(model: str, labels: list[dict], concurrency: int, constrained: bool | None) -> list[dict]:
     gate = asyncio.Semaphore(max(1, int(concurrency)))
 
     async def one(item: dict) -> dict:
         config = {"type": "llm_judge", "rubric": item["rubric"], "model": model}
+        if constrained is not None:
+            config["constrained"] = constrained
         context = ScoreContext(
             row={"expected": item.get("expected") or "", "question": item["input"]}, input_text=item["input"]
         )
         async with gate:
-            verdict, reply = await ajudge(config, item["output"], context, cached=None)
+            verdict, reply = await ajudge(config, item["output"], context)
         calls.record(reply, "judge")
         return {
             "id": item["id"],
@@ -106,13 +109,17 @@ async def _judge_all(model: str, labels: list[dict], concurrency: int) -> list[d
             "human": item["human_score"],
             "judge": verdict.score,
             "error": (verdict.error or "")[:300] or None,
+            "latency_ms": reply.latency_ms,
         }
 
     return await asyncio.gather(*(one(item) for item in labels))
 
 
-def evaluate(model: str, rubrics=None, labels=None, concurrency: int = 2) -> dict:
+def evaluate(model: str, rubrics=None, labels=None, concurrency: int = 2, constrained: bool | None = None) -> dict:
     """{rubric: agreement + model + items} for `model` judging the labelled set.
+
+    `constrained` forces the judge's constrained reply on or off (None: the judge's default,
+    on for the embedded model), to compare the two.
 
     Judge calls bypass the cache (a measurement must ask the model) but are recorded in
     the ledger as source `judge`, so their cost shows on the Dashboard like any other.
@@ -125,7 +132,7 @@ def evaluate(model: str, rubrics=None, labels=None, concurrency: int = 2) -> dic
     chosen = [item for item in labels if item["rubric"] in wanted]
     if not chosen:
         raise ValueError(f"no labelled items for rubric(s) {', '.join(wanted)}")
-    judged = asyncio.run(_judge_all(model, chosen, concurrency))
+    judged = asyncio.run(_judge_all(model, chosen, concurrency, constrained))
     results = {}
     for rubric in wanted:
         items = [{k: v for k, v in row.items() if k != "rubric"} for row in judged if row["rubric"] == rubric]

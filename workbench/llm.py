@@ -1,8 +1,9 @@
 """Every model call goes through here: litellm for the call, the `llm_call` table for the record.
 
 Model ids are litellm strings (`openai/gpt-4o-mini`, `anthropic/...`, `local/smollm2`).
-The embedded model and any test fakes are litellm custom providers, so the product
-calls all of them the same way. Responses are cached by a hash of (model, api_base,
+The embedded model (`local/smollm2`) is served by a local OpenAI-compatible server process
+(workbench.local_server) and called through litellm like a hosted model; test fakes are
+litellm custom providers. The product calls all of them the same way. Responses are cached by a hash of (model, api_base,
 params, messages); errors are returned as data and never cached.
 """
 
@@ -159,10 +160,6 @@ def litellm_module():
         litellm.suppress_debug_info = True
         litellm.drop_params = True
         litellm.telemetry = False
-        if "local" not in _providers:
-            from workbench.local_provider import LocalProvider
-
-            _providers["local"] = LocalProvider()
         _litellm = litellm
         _sync_providers()
         _find_logging_switch()
@@ -243,25 +240,48 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
     )
     litellm = litellm_module()
     call_timeout = float(params.pop("timeout", timeout))
-    if spec.id == EMBEDDED_MODEL:
-        # Loading the embedded model (seconds, once per process) is not the call's latency.
-        from workbench import local_model
-
-        await asyncio.to_thread(local_model.load)
+    try:
+        model, api_base = await _target(spec)
+    except Exception as exc:  # no such local model, or the embedded model's server could not start
+        result.error_type, result.error = _target_error(exc), f"{type(exc).__name__}: {_short(exc)}"
+        return result
     # Local OpenAI-compatible servers usually need no key, but the client insists on one.
-    api_key = spec.api_key or ("not-needed" if spec.api_base else None)
+    api_key = spec.api_key or ("not-needed" if api_base else None)
     started = time.perf_counter()
     quiet = _no_litellm_logging.set(True) if _no_litellm_logging is not None else None
     try:
-        response = await litellm.acompletion(
-            model=spec.id,
-            messages=messages,
-            api_base=spec.api_base,
-            api_key=api_key,
-            timeout=call_timeout,
-            num_retries=0,
-            **params,
-        )
+        try:
+            response = await litellm.acompletion(
+                model=model,
+                messages=messages,
+                api_base=api_base,
+                api_key=api_key,
+                timeout=call_timeout,
+                num_retries=0,
+                **params,
+            )
+        except Exception as exc:
+            # litellm reports a refused connection as an InternalServerError, hence both types.
+            if spec.id != EMBEDDED_MODEL or classify_error(exc)[0] not in ("connection", "server_error"):
+                raise
+            # The embedded model's server may have died since it was last seen: check it (start it
+            # again if it is gone) and ask once more.
+            try:
+                model, api_base = await _target(spec, recheck=True)
+            except Exception as start_error:  # report the start failure (it says why), as retryable
+                result.error_type, result.error = "connection", f"{type(start_error).__name__}: {_short(start_error)}"
+                result.latency_ms = (time.perf_counter() - started) * 1000
+                return result
+            started = time.perf_counter()
+            response = await litellm.acompletion(
+                model=model,
+                messages=messages,
+                api_base=api_base,
+                api_key=api_key,
+                timeout=call_timeout,
+                num_retries=0,
+                **params,
+            )
     except Exception as exc:  # provider errors are data
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.error_type, result.retry_after = classify_error(exc)
@@ -305,6 +325,84 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
                 for t in content
             ]
     return result
+
+
+async def _target(spec: ModelSpec, recheck: bool = False) -> tuple[str, str | None]:
+    """The litellm model string and api_base for a spec: the embedded model is its local server's
+    OpenAI-compatible endpoint (started on first use, seconds; not counted in the call's latency)."""
+    if spec.id != EMBEDDED_MODEL:
+        if spec.id.startswith("local/") and not spec.api_base:
+            raise LookupError(f"Unknown local model {spec.id!r}: available: {EMBEDDED_MODEL}")
+        return spec.id, spec.api_base
+    from workbench import local_server
+
+    if recheck:
+        local_server.forget()
+    return "openai/smollm2", await asyncio.to_thread(local_server.ensure_running)
+
+
+def _target_error(exc: Exception) -> str:
+    """An unknown local model is not retryable; a local server that failed to start may be."""
+    return "unknown_model" if isinstance(exc, LookupError) else "connection"
+
+
+async def astream(spec: ModelSpec, messages: list, timeout: float = 120.0):
+    """Stream one call: yields text deltas (str) as they arrive, then one CallResult with the whole output.
+
+    Errors are data here too: a failed call yields no text and a CallResult with the error. Token
+    counts come from the provider's final usage chunk when it sends one.
+    """
+    params = check_params(dict(spec.params))
+    result = CallResult(
+        model=spec.id,
+        messages=messages,
+        params=params,
+        request_hash=request_hash(spec, messages, params),
+        api_base=spec.api_base,
+    )
+    litellm = litellm_module()
+    call_timeout = float(params.pop("timeout", timeout))
+    started = time.perf_counter()
+    pieces: list[str] = []
+    try:
+        model, api_base = await _target(spec)
+    except Exception as exc:
+        result.error_type, result.error = _target_error(exc), f"{type(exc).__name__}: {_short(exc)}"
+        yield result
+        return
+    try:
+        api_key = spec.api_key or ("not-needed" if api_base else None)
+        started = time.perf_counter()
+        stream = await litellm.acompletion(
+            model=model,
+            messages=messages,
+            api_base=api_base,
+            api_key=api_key,
+            timeout=call_timeout,
+            num_retries=0,
+            stream=True,
+            stream_options={"include_usage": True},
+            **params,
+        )
+        async for chunk in stream:
+            choices = getattr(chunk, "choices", None) or []
+            delta = getattr(choices[0], "delta", None) if choices else None
+            text = getattr(delta, "content", None) if delta is not None else None
+            if text:
+                pieces.append(text)
+                yield text
+            usage = getattr(chunk, "usage", None)
+            if usage is not None and getattr(usage, "completion_tokens", None):
+                result.input_tokens = usage.prompt_tokens
+                result.output_tokens = usage.completion_tokens
+    except Exception as exc:  # provider errors are data
+        result.error_type, result.retry_after = classify_error(exc)
+        result.error = f"{type(exc).__name__}: {_short(exc)}"
+    result.latency_ms = (time.perf_counter() - started) * 1000
+    if result.ok:
+        result.output = "".join(pieces)
+        result.cost_usd = costs.call_cost(spec.id, result.input_tokens, result.output_tokens)
+    yield result
 
 
 def call(spec: ModelSpec, messages: list, timeout: float = 120.0) -> CallResult:

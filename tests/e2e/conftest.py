@@ -111,7 +111,6 @@ def server_url(server_home):
     env = os.environ.copy()
     # The unit tests' autouse fixture moves WORKBENCH_HOME per test; the server gets its own, explicitly.
     env["WORKBENCH_HOME"] = str(server_home)
-    env["WORKBENCH_PRELOAD"] = "1"  # as in production: load the embedded model in the background at start
     for leftover in ("WORKBENCH_DATABASE_URL", "WORKBENCH_MODELS"):
         env.pop(leftover, None)
     # Do not watch the sources: an edit while the tests run would put a "File change. Rerun"

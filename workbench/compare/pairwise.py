@@ -55,7 +55,8 @@ async def apairwise_judge(
     ledger (source `judge`) and its cache; at most `concurrency` are in flight.
     """
     from workbench.models import client as models
-    from workbench.scoring.judge_parse import JudgeParseError, parse_pairwise_reply
+    from workbench.scoring.judge import pairwise_request, read_pairwise
+    from workbench.scoring.judge_parse import JudgeParseError
 
     if a == b:
         raise WorkbenchError("Pick two different variants for the pairwise judge.")
@@ -71,13 +72,13 @@ async def apairwise_judge(
     semaphore = asyncio.Semaphore(max(1, int(concurrency)))
 
     async def ask(row, first, second):
-        messages = pairwise_messages(row["input"], row["expected"], first, second)
+        asked_spec, messages = pairwise_request(spec, pairwise_messages(row["input"], row["expected"], first, second))
         async with semaphore:
-            reply, call_id = await models.complete(spec, messages, source="judge", use_cache=use_cache)
+            reply, call_id = await models.complete(asked_spec, messages, source="judge", use_cache=use_cache)
         if not reply.ok:
             return None, secrets.mask(f"judge call failed: {reply.error_type}: {reply.error}"), reply, call_id
         try:
-            return parse_pairwise_reply(reply.output), None, reply, call_id
+            return read_pairwise(reply), None, reply, call_id
         except JudgeParseError as exc:
             return None, f"unparseable judge reply: {exc}", reply, call_id
 

@@ -4,7 +4,8 @@ Runs, judges inside runs and re-scores, RAG answers, the playground and the pair
 call a model through `call` (the engine, which records results in batches) or `complete`
 (everything else: records the call at once). Nothing else calls litellm.
 
-- Cache: an identical successful call in the ledger is served instead, marked cached.
+- Cache: an identical successful call in the ledger is served instead, marked cached (not for
+  calls that ask for logprobs, such as constrained judges: the ledger does not keep them).
 - Rate limit: the model's `rpm`, through `RateLimits` (shared across processes with Redis).
 - Budget: with a run budget, the call's estimated cost is reserved on the run row before the
   call (an atomic update that fails past the budget) and settled with the real cost after it,
@@ -145,7 +146,7 @@ async def call(
     Raises BudgetExceeded when the run's budget leaves no room for it (nothing was called)."""
     options = options or default_options()
     digest = request_hash(spec, messages, spec.params)
-    if options.use_cache:
+    if options.use_cache and not spec.params.get("logprobs"):  # the ledger keeps no logprobs to serve
         hit = _cached(digest, options)
         if hit is not None:
             return _from_cache(spec, messages, digest, hit)

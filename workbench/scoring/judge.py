@@ -5,6 +5,16 @@ The judge prompt is a template with `{{input}}`, `{{output}}`, `{{expected}}`,
 same sandboxed substituter as prompts. Judge calls are model calls like any other: they
 go through litellm, are cached, recorded in the ledger as source `judge`, and count
 toward a run's budget. An unparseable reply is a scorer error for that row, never a crash.
+
+Constrained judging. A small model asked for "Score: <number>" often wanders off (the
+embedded 135M model answered "---" or prose). So for the embedded model (`local/...`,
+whose server continues a trailing assistant message and returns top logprobs), and for
+any judge configured with `constrained: true`, the reply is forced: the prompt ends with
+an assistant turn "Score: " and the judge generates one token with its top 20 logprobs;
+the score is the probability-weighted mean over the score tokens at that position (the
+G-Eval weighting), so every row gets a verdict from one short call. The pairwise judge
+does the same after "Winner:", reading A / B / tie. Other models keep the free-text reply
+and the parser; `constrained: false` turns the constraint off.
 """
 
 from __future__ import annotations
@@ -13,7 +23,15 @@ import asyncio
 
 from workbench import secrets, templates
 from workbench.llm import CallResult, ModelSpec
-from workbench.scoring.judge_parse import JudgeParseError, parse_judge_reply, weighted_score_from_logprobs
+from workbench.scoring.judge_parse import (
+    JudgeParseError,
+    expected_score,
+    pairwise_distribution,
+    parse_judge_reply,
+    parse_pairwise_reply,
+    score_distribution,
+    weighted_score_from_logprobs,
+)
 from workbench.scoring.registry import ScoreContext, ScoreResult, register
 
 DEFAULT_JUDGE_MODEL = "local/smollm2"
@@ -96,7 +114,25 @@ OPTIONAL_KEYS = (
     "scale",
     "pass_threshold",
     "logprobs",
+    "constrained",
 )
+
+SCORE_PREFILL = "Score: "
+PAIRWISE_PREFILL = "Winner:"
+CONSTRAINED_PARAMS = {"max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 20}
+
+
+def supports_constraint(spec: ModelSpec) -> bool:
+    """Models known to continue an assistant prefill and return top logprobs: the embedded one."""
+    return spec.id.startswith("local/")
+
+
+def _constrained(config: dict, spec: ModelSpec, scale: tuple[float, float]) -> bool:
+    """Constrain when asked to (or by default on the embedded model) and the scale is single digits."""
+    wanted = config.get("constrained")
+    wanted = supports_constraint(spec) if wanted is None else bool(wanted)
+    low, high = scale
+    return wanted and low == int(low) and high == int(high) and 0 <= low < high <= 9
 
 
 def judge_config(config: dict) -> dict:
@@ -121,6 +157,7 @@ def judge_config(config: dict) -> dict:
             }
         ),
         "logprobs": bool(config.get("logprobs")),
+        "constrained": _constrained(config, ModelSpec.parse(config.get("model") or DEFAULT_JUDGE_MODEL), scale),
     }
 
 
@@ -139,6 +176,8 @@ def _check(config: dict) -> list[str]:
     scale = config.get("scale")
     if scale is not None and (not isinstance(scale, (list, tuple)) or len(scale) != 2 or scale[0] >= scale[1]):
         problems.append("scale must be [min, max] with min < max")
+    if config.get("constrained") is not None and not isinstance(config["constrained"], bool):
+        problems.append("constrained must be true or false")
     return problems
 
 
@@ -155,7 +194,10 @@ def judge_messages(config: dict, output: str, context: ScoreContext) -> list[dic
         "scale_max": f"{filled['scale'][1]:g}",
     }
     extra = {k: v for k, v in row.items() if k not in values}
-    return [{"role": "user", "content": templates.render(filled["template"], {**extra, **values})}]
+    messages = [{"role": "user", "content": templates.render(filled["template"], {**extra, **values})}]
+    if filled["constrained"]:
+        messages.append({"role": "assistant", "content": SCORE_PREFILL})
+    return messages
 
 
 def verdict(config: dict, reply: CallResult) -> ScoreResult:
@@ -164,8 +206,18 @@ def verdict(config: dict, reply: CallResult) -> ScoreResult:
         return ScoreResult(None, None, "", error=secrets.mask(f"judge call failed: {reply.error_type}: {reply.error}"))
     filled = judge_config(config)
     low, high = filled["scale"]
+    if filled["constrained"] and reply.logprobs:
+        position = {t["token"]: t["logprob"] for t in reply.logprobs[0]["top"]}
+        distribution = score_distribution(position, scale=(low, high))
+        if distribution is not None:
+            score = expected_score(distribution)
+            shown = ", ".join(f"{value}: {p:.2f}" for value, p in distribution.items())
+            return ScoreResult(score >= filled["pass_threshold"], float(score), f"score probabilities {shown}")
+    text = reply.output or ""
+    if filled["constrained"] and not text.startswith(SCORE_PREFILL.strip()):  # llama.cpp repeats the prefill
+        text = SCORE_PREFILL + text
     try:
-        score, reason = parse_judge_reply(reply.output or "", scale=(low, high))
+        score, reason = parse_judge_reply(text, scale=(low, high))
     except JudgeParseError as exc:
         return ScoreResult(
             None, None, "", error=f"unparseable judge reply: {exc} (reply: {(reply.output or '')[:200]!r})"
@@ -181,10 +233,38 @@ def verdict(config: dict, reply: CallResult) -> ScoreResult:
 
 
 def judge_spec(config: dict) -> ModelSpec:
-    spec = judge_config(config)["model"]
-    if judge_config(config)["logprobs"]:
+    filled = judge_config(config)
+    spec = filled["model"]
+    if filled["constrained"]:
+        spec.params = {**spec.params, **CONSTRAINED_PARAMS}
+    elif filled["logprobs"]:
         spec.params = {**spec.params, "logprobs": True, "top_logprobs": 5}
     return spec
+
+
+def pairwise_request(spec: ModelSpec, messages: list[dict]) -> tuple[ModelSpec, list[dict]]:
+    """The pairwise judge's call, constrained to one token after "Winner:" when the model supports it."""
+    if not supports_constraint(spec):
+        return spec, messages
+    constrained = ModelSpec(spec.id, spec.api_base, spec.api_key, {**spec.params, **CONSTRAINED_PARAMS}, spec.rpm)
+    return constrained, [*messages, {"role": "assistant", "content": PAIRWISE_PREFILL}]
+
+
+def read_pairwise(reply: CallResult) -> str:
+    """'A', 'B' or 'tie' from a pairwise judge reply: the most likely verdict token when the call
+    was constrained, else the parsed text. JudgeParseError when there is none."""
+    if reply.logprobs:
+        distribution = pairwise_distribution({t["token"]: t["logprob"] for t in reply.logprobs[0]["top"]})
+        if distribution:
+            return max(distribution.items(), key=lambda item: item[1])[0]
+    text = reply.output or ""
+    if (
+        reply.messages
+        and reply.messages[-1].get("content") == PAIRWISE_PREFILL
+        and not text.startswith(PAIRWISE_PREFILL)
+    ):
+        text = PAIRWISE_PREFILL + " " + text.strip()
+    return parse_pairwise_reply(text)
 
 
 async def ajudge(config: dict, output: str, context: ScoreContext, call=None) -> tuple[ScoreResult, CallResult]:

@@ -246,7 +246,9 @@ VERDICT_LABEL = re.compile(
 PREFERS = re.compile(
     r"\b(?:response|output|answer|assistant|option|candidate)\s+([AB])\s+(?:is|was)\s+(?:clearly\s+|slightly\s+|much\s+)?"
     r"(?:better|preferred|superior|stronger|more\s+\w+|the\s+(?:better|winner|best))\b"
-    r"|\b(?:prefer|choose|pick|select)\s+(?:response|output|answer|assistant|option|candidate)\s+([AB])\b",
+    r"|\b(?:prefer|choose|pick|select)\s+(?:response|output|answer|assistant|option|candidate)\s+([AB])\b"
+    # a bare capital letter ("A is the winner.", "B wins"); lower-case "a" is the article
+    r"|(?:^|(?<=[\s\"'*(]))((?-i:[AB]))\s+(?:is\s+(?:clearly\s+)?(?:the\s+)?(?:winner|better|best|preferred)|wins)\b",
     re.IGNORECASE,
 )
 TIE_PHRASE = re.compile(
@@ -291,7 +293,7 @@ def parse_pairwise_reply(text: str) -> str:
     alone = LETTER.match(text.strip().strip(".*`\"'"))
     if alone:
         return alone.group(1).upper()
-    preferred = {(a or b).upper() for a, b in PREFERS.findall(text)}
+    preferred = {"".join(groups).upper() for groups in PREFERS.findall(text)}
     if len(preferred) == 1:
         return preferred.pop()
     if len(preferred) > 1:
@@ -301,3 +303,45 @@ def parse_pairwise_reply(text: str) -> str:
     shown = " ".join(text.split())
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     raise JudgeParseError(f"no verdict (A, B or tie) found in the judge reply: {shown!r}")
+
+
+def score_distribution(position: dict[str, float], scale=(1, 5)) -> dict[int, float] | None:
+    """{score: probability} over the valid integer score tokens at one position, renormalised.
+
+    This is how a constrained judge answers: after a forced "Score: " the model's next token
+    is read as a distribution over the scale (G-Eval's weighting), so there is always a
+    verdict as long as any score token is among the top logprobs. None when none is.
+    """
+    low, high = _check_scale(scale)
+    weights: dict[int, float] = {}
+    for token, logprob in (position or {}).items():
+        value = _score_token(token, low, high)
+        if value is not None and logprob is not None and math.isfinite(logprob):
+            weights[value] = weights.get(value, 0.0) + math.exp(logprob)
+    total = sum(weights.values())
+    if total <= 0:
+        return None
+    return {value: weight / total for value, weight in sorted(weights.items())}
+
+
+def expected_score(distribution: dict[int, float]) -> float:
+    """The probability-weighted mean score of a distribution from score_distribution."""
+    return sum(value * p for value, p in distribution.items())
+
+
+def pairwise_distribution(position: dict[str, float]) -> dict[str, float] | None:
+    """{"A", "B", "tie": probability} from one position's top logprobs after a forced "Winner:".
+
+    Only a capital A or B counts (" a" is the article), and "tie", "draw" or "C" for a tie;
+    probabilities are renormalised over those. None when no verdict token is among them.
+    """
+    weights: dict[str, float] = {}
+    for token, logprob in (position or {}).items():
+        word = token.strip().strip("\"'*[]().:")
+        verdict = word if word in ("A", "B") else ("tie" if word.lower() in ("tie", "draw", "c") else None)
+        if verdict is not None and logprob is not None and math.isfinite(logprob):
+            weights[verdict] = weights.get(verdict, 0.0) + math.exp(logprob)
+    total = sum(weights.values())
+    if total <= 0:
+        return None
+    return {verdict: weight / total for verdict, weight in weights.items()}
