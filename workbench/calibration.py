@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -111,7 +111,9 @@ def recall(judge_pass: Sequence[bool], human_pass: Sequence[bool]) -> float | No
     return float(recall_score(list(human_pass), list(judge_pass), zero_division=0))
 
 
-def krippendorff_alpha(ratings: Sequence[Sequence[float | None]], level: str = "ordinal") -> float | None:
+def krippendorff_alpha(
+    ratings: Sequence[Sequence[float | None]], level: Literal["nominal", "ordinal", "interval", "ratio"] = "ordinal"
+) -> float | None:
     """Agreement among reviewers: `ratings` is one list per reviewer, one entry per item (None where
     that reviewer did not label it). Items with fewer than two labels do not count. None when
     fewer than two items have two labels or every label is the same value."""
