@@ -138,7 +138,7 @@ def bootstrap(
 ) -> tuple[float | None, float | None]:
     """Percentile 95% interval of `statistic(indices)` over resamples of the n rows (resamples where
     it is undefined are left out; fewer than half defined: no interval)."""
-    if n < 2:
+    if n < 2 or n_boot < 1:  # n_boot 0: the point estimate only (thresholds, warnings)
         return None, None
     rng = np.random.default_rng(seed)
     values = []

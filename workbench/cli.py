@@ -273,6 +273,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     add_compare_cli(sub)
     add_index_cli(sub)
+    from workbench.review import add_cli as add_review_cli
+
+    add_review_cli(sub)
     return parser
 
 

@@ -27,6 +27,8 @@ from workbench.llm import ModelSpec
 from workbench.scoring import scorer_variables, store, validate_scorer_config
 
 FINAL_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
+# judge-agreement thresholds (workbench.review.AGREEMENT_METRICS; repeated so runs need not import review)
+AGREEMENT_METRICS = ("spearman", "kendall", "exact", "within_1", "kappa", "pass_kappa", "precision", "recall")
 
 
 @dataclass
@@ -455,6 +457,8 @@ def check_thresholds(result: dict, thresholds: dict) -> list[str]:
     """Failures as readable lines; empty when every threshold holds.
 
     `pass_rate`, `<scorer>.mean` and `<scorer>.pass_rate` are minimums; `error_rate` is a maximum.
+    `<judge scorer>.kappa` (or another of AGREEMENT_METRICS) is a minimum agreement with the human
+    labels of its review queues, so CI refuses to trust an uncalibrated judge.
     """
     failures = []
     by_name = {s["scorer"]: s for s in result.get("scorers", [])}
@@ -462,6 +466,13 @@ def check_thresholds(result: dict, thresholds: dict) -> list[str]:
         limit = float(limit)
         if key in ("pass_rate", "error_rate"):
             value = result.get(key)
+        elif "." in key and key.rpartition(".")[2] in AGREEMENT_METRICS:
+            from workbench import review  # a judge's agreement with people, from its review queues
+
+            value = review.agreement_value(*key.rsplit(".", 1))
+            if value is None:
+                failures.append(f"{key}: no reviewed rows with {key.rpartition('.')[0]} scores (calibrate it first)")
+                continue
         elif "." in key:
             name, _, metric = key.rpartition(".")
             if name not in by_name:
