@@ -18,7 +18,7 @@ import io
 import json
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from storage import reviews as store
 from storage.tables import ReviewItem, ReviewLabel, ReviewQueue
@@ -387,7 +387,7 @@ def next_position(queue: ReviewQueue, reviewer: str, after: int = -1) -> int | N
     done = {label.item_id for label in labels(queue, reviewer)}
     todo = [i.position for i in items(queue) if i.id not in done]
     later = [p for p in todo if p > after]
-    return (later or todo or [None])[0]
+    return (later or todo)[0] if todo else None
 
 
 def progress(queue: ReviewQueue) -> list[dict]:
@@ -432,7 +432,7 @@ def reviewer_agreement(queue: ReviewQueue) -> dict:
         for label_ in current
     }
     matrix = [[cell.get((r, i)) for i in item_ids] for r in reviewers]
-    level = "ordinal" if uses_scores else "nominal"
+    level: Literal["ordinal", "nominal"] = "ordinal" if uses_scores else "nominal"
     doubly = sum(1 for i in item_ids if sum(cell.get((r, i)) is not None for r in reviewers) >= 2)
     return {
         "alpha": calibration.krippendorff_alpha(matrix, level=level) if len(reviewers) >= 2 else None,
@@ -749,7 +749,9 @@ def import_csv(queue: ReviewQueue, content: bytes) -> dict:
         raise WorkbenchError(f"The labels file lacks column(s) {', '.join(missing)}.")
     item_ids = {int(i.id or 0) for i in items(queue)}
     current = {(lbl.item_id, lbl.reviewer): lbl for lbl in labels(queue)}
-    problems, made, seen = [], [], {}
+    problems: list[str] = []
+    made: list[ReviewLabel] = []
+    seen: dict[tuple[int, str], int] = {}
     for number, line in enumerate(reader, start=2):
         try:
             parsed = _parse_line(queue, number, line, item_ids)
