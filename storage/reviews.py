@@ -14,13 +14,18 @@ from storage.db import engine, session
 from storage.tables import ReviewItem, ReviewLabel, ReviewQueue, Run, RunItem, Score, Scorer
 
 
-def create_queue(queue: ReviewQueue, items: list[dict]) -> ReviewQueue:
-    """The queue and all its items in one transaction; `items` are ReviewItem fields."""
+def create_queue(queue: ReviewQueue, items: list[dict], labels: list[list[dict]] | None = None) -> ReviewQueue:
+    """The queue and all its items (and, for sample data, their labels: ReviewLabel fields per item)
+    in one transaction; `items` are ReviewItem fields."""
     with session() as s:
         s.add(queue)
         s.flush()
         for position, fields in enumerate(items):
-            s.add(ReviewItem(queue_id=int(queue.id or 0), position=position, **fields))
+            item = ReviewItem(queue_id=int(queue.id or 0), position=position, **fields)
+            s.add(item)
+            if labels and labels[position]:
+                s.flush()
+                s.add_all(ReviewLabel(item_id=int(item.id or 0), **given) for given in labels[position])
         return queue
 
 

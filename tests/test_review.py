@@ -225,3 +225,18 @@ def test_rejudge_bypasses_the_cache_and_counts_flips(fake_model):
     assert result["flip_share"] == 0.5 and result["mean_spread"] == 1.5 and seen[-1] == (4, 4)
     stopped = review.rejudge(run_id, "judge_a", times=2, should_stop=lambda: True)
     assert stopped["cancelled"] and stopped["rows"][0]["scores"] == []
+
+
+def test_sample_queue_loads_once_with_two_reviewers_and_real_figures():
+    from workbench import sample
+
+    assert sample.load_sample_review() == [review.SAMPLE_QUEUE]
+    assert sample.load_sample_review() == []
+    queue = review.get_queue(review.SAMPLE_QUEUE)
+    assert {p["reviewer"] for p in review.progress(queue)} == {"alice", "bob"}
+    assert review.judged_scorers(queue) == ["sample_lenient_judge", "sample_strict_judge"]
+    poor = review.poor_judges(review.judged_scorers(queue))
+    assert list(poor) == ["sample_lenient_judge"]
+    assert review.reviewer_agreement(queue)["alpha"] > 0.8
+    version, _ = review.golden_dataset(queue, "support-golden")
+    assert version.row_count == 4

@@ -539,6 +539,44 @@ def pairwise_summary(queue: ReviewQueue) -> dict:
     return {"a": (source.get("a") or [None, "A"])[1], "b": (source.get("b") or [None, "B"])[1], "rate": rate}
 
 
+# ---------------------------------------------------------------- sample data
+
+SAMPLE_QUEUE = "sample-support-review"
+
+
+def load_sample(path) -> str | None:
+    """The sample review queue (support answers, two judges, labels by two reviewers) once; a queue
+    of that name is left alone. Its judge scores are illustrative, written by hand (see the README),
+    so a fresh install shows real agreement figures without calling a model."""
+    if store.queue_by_name(SAMPLE_QUEUE) is not None:
+        return None
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rubric = check_rubric(
+        {"scale": [1, 5], "pass_fail": True, "golden": True, "instructions": "Is the answer correct and helpful?"}
+    )
+    items, given = [], []
+    for record in records:
+        scales = {name: [1, 5] for name in record["scores"]}
+        row = {"question": record["input"], "expected": record.get("expected") or ""}
+        data = {
+            "variant": "sample answers",
+            "input": record["input"],
+            "output": record["output"],
+            "expected": record.get("expected") or "",
+            "context": None,
+            "row": row,
+            "scores": record["scores"],
+            "scales": scales,
+        }
+        items.append({"run_item_id": None, "row_key": record["row_key"], "data": data})
+        given.append([{**entry, "note": entry.get("note") or "", "rubric_version": 1} for entry in record["labels"]])
+    queue = ReviewQueue(
+        name=SAMPLE_QUEUE, kind="rows", rubric=rubric, source={"how": "sample data"}, author="sample data"
+    )
+    store.create_queue(queue, items, given)
+    return SAMPLE_QUEUE
+
+
 # ---------------------------------------------------------------- re-judging
 
 
