@@ -48,9 +48,11 @@ def list_queues() -> list[dict]:
         .group_by(col(ReviewItem.queue_id))
         .subquery()
     )
-    counts = select(col(ReviewItem.queue_id), func.count().label("items")).group_by(col(ReviewItem.queue_id)).subquery()
+    counts = (
+        select(col(ReviewItem.queue_id), func.count().label("n_items")).group_by(col(ReviewItem.queue_id)).subquery()
+    )
     query = (
-        select(ReviewQueue, func.coalesce(counts.c.items, 0), func.coalesce(labelled.c.labelled, 0))
+        select(ReviewQueue, func.coalesce(counts.c.n_items, 0), func.coalesce(labelled.c.labelled, 0))
         .join(counts, counts.c.queue_id == col(ReviewQueue.id), isouter=True)
         .join(labelled, labelled.c.queue_id == col(ReviewQueue.id), isouter=True)
         .order_by(col(ReviewQueue.id).desc())

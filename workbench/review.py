@@ -507,10 +507,17 @@ def calibrations(n_boot: int = calibration.N_BOOT) -> list[dict]:
 
 
 def poor_judges(scorer_names, results: list[dict] | None = None) -> dict[str, str]:
-    """{scorer: why} for the named scorers that agree poorly with people in some queue."""
+    """{scorer: why} for the named scorers that agree poorly with people in some queue. Only the
+    named scorers are calibrated (point estimates): the pages call this on every view."""
     wanted = set(scorer_names)
+    if results is None:
+        results = []
+        for queue_id in store.all_labelled_queue_ids():
+            queue = get_queue(queue_id)
+            if queue.kind == "rows":
+                results += [calibrate(queue, name, n_boot=0) for name in judged_scorers(queue) if name in wanted]
     found = {}
-    for result in calibrations(n_boot=0) if results is None else results:
+    for result in results:
         if result["scorer"] in wanted and result["poor"] and result["scorer"] not in found:
             found[result["scorer"]] = f"{result['poor']} (queue {result['queue']})"
     return found
@@ -575,6 +582,27 @@ def load_sample(path) -> str | None:
     )
     store.create_queue(queue, items, given)
     return SAMPLE_QUEUE
+
+
+def pairwise_for_runs(run_ids) -> list[dict]:
+    """People's pairwise verdicts on variants of these runs (for the Compare page)."""
+    wanted = {int(r) for r in run_ids}
+    out = []
+    for entry in list_queues():
+        if entry["kind"] != "pairwise" or not entry["labelled"]:
+            continue
+        queue = get_queue(entry["id"])
+        source = queue.source or {}
+        if {int(source["a"][0]), int(source["b"][0])} <= wanted:
+            out.append({"queue": queue.name, **pairwise_summary(queue)})
+    return out
+
+
+def judge_scorers(run_id: int) -> list[str]:
+    """The LLM-judge scorers of a run, by name (what re-judging can repeat)."""
+    from workbench import runs
+
+    return list(_scales(runs.get_run(run_id).config))
 
 
 # ---------------------------------------------------------------- re-judging
