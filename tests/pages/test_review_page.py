@@ -46,7 +46,7 @@ def test_label_items_blind_with_a_name_and_progress(fake_model):
 
 
 def test_pairwise_labels_and_new_queue_from_the_page(fake_model):
-    run_id = make_run(
+    make_run(
         prompts=[
             {"name": "plain", "template": "{{question}}", "model": "fake/model"},
             {"name": "shout", "template": "LOUD {{question}}", "model": "fake/model"},
