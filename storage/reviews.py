@@ -169,3 +169,11 @@ def all_labelled_queue_ids() -> list[int]:
     )
     with engine().connect() as conn:
         return [int(i) for i in conn.execute(query).scalars().all()]
+
+
+def stamp() -> tuple[int, int]:
+    """(newest label id, newest score id): what calibration figures depend on, for page caches."""
+    with engine().connect() as conn:
+        label_id = conn.execute(select(func.max(col(ReviewLabel.id)))).scalar() or 0
+        score_id = conn.execute(select(func.max(col(Score.id)))).scalar() or 0
+    return int(label_id), int(score_id)

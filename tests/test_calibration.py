@@ -71,3 +71,28 @@ def test_agreement_has_intervals_counts_and_warning():
 
     few = calibration.agreement(reversed_[:3], n_boot=50)
     assert calibration.poor(few) is None  # too few rows to call a judge poor
+
+
+def test_vectorised_resample_statistics_match_the_libraries():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        judge = rng.integers(1, 6, size=12)
+        human = np.clip(judge + rng.integers(-2, 3, size=12), 1, 5)
+        j, h = judge[None, :].astype(float), human[None, :].astype(float)
+        assert calibration.spearman_rows(j, h)[0] == pytest.approx(calibration.spearman(judge, human))
+        assert calibration.kendall_rows(j, h)[0] == pytest.approx(calibration.kendall(judge, human))
+        for weights in (None, "linear", "quadratic"):
+            expected = calibration.kappa(judge.tolist(), human.tolist(), [1, 2, 3, 4, 5], weights)
+            got = calibration.kappa_rows(judge[None, :] - 1, human[None, :] - 1, 5, weights)[0]
+            assert got == pytest.approx(expected)
+        jp, hp = judge >= 4, human >= 4
+        if jp.any():
+            assert calibration.precision_rows(jp[None, :], hp[None, :])[0] == pytest.approx(
+                calibration.precision(jp.tolist(), hp.tolist())
+            )
+        if hp.any():
+            assert calibration.recall_rows(jp[None, :], hp[None, :])[0] == pytest.approx(
+                calibration.recall(jp.tolist(), hp.tolist())
+            )

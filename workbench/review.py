@@ -506,6 +506,11 @@ def calibrations(n_boot: int = calibration.N_BOOT) -> list[dict]:
     return out
 
 
+def stamp() -> tuple[int, int]:
+    """Changes whenever a label or a score is added: the key of the pages' cached calibrations."""
+    return store.stamp()
+
+
 def poor_judges(scorer_names, results: list[dict] | None = None) -> dict[str, str]:
     """{scorer: why} for the named scorers that agree poorly with people in some queue. Only the
     named scorers are calibrated (point estimates): the pages call this on every view."""
