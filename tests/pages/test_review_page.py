@@ -81,3 +81,15 @@ def test_golden_set_from_the_page(fake_model):
     at.text_input(key="rv_golden_name").input("gold")
     at.button(key="rv_golden_make").click().run()
     assert any("gold v1: 1 rows" in s.value for s in at.success)
+
+
+def test_a_poorly_agreeing_judge_is_flagged_on_the_runs_page(fake_model):
+    run_id = make_run()
+    set_judge_scores(run_id, "judge_a", {f"r{i}": 5 - i % 5 for i in range(10)})
+    queue = review.create_queue("q", run_id)
+    for item in review.items(queue):
+        review.label(queue, item.id, "alice", score=1 + int(item.data["row"]["id"][1:]) % 5)
+    at = AppTest.from_file("../../pages/4_Runs.py", default_timeout=60).run()
+    assert not at.exception
+    assert any("Judge 'judge_a' agrees poorly" in w.value for w in at.warning)
+    assert not any("judge_b" in w.value for w in at.warning)
