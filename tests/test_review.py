@@ -240,3 +240,17 @@ def test_sample_queue_loads_once_with_two_reviewers_and_real_figures():
     assert review.reviewer_agreement(queue)["alpha"] > 0.8
     version, _ = review.golden_dataset(queue, "support-golden")
     assert version.row_count == 4
+
+
+def test_eval_config_with_a_kappa_threshold_passes_or_fails_by_the_reviews(fake_model, tmp_path, capsys):
+    run_id = make_run()
+    labelled_queue(run_id, {f"r{i}": 1 + i % 5 for i in range(10)})
+    config = tmp_path / "ci.yaml"
+    config.write_text(
+        "prompts: [{name: ask, template: '{{question}}', model: fake/model}]\n"
+        "dataset: quiz\nmodels: [fake/model]\nthresholds: {judge_a.kappa: 0.6}\n"
+    )
+    assert main(["eval", str(config), "--quiet"]) == 0
+    set_judge_scores(run_id, "judge_a", {f"r{i}": 5 - i % 5 for i in range(10)})
+    assert main(["eval", str(config), "--quiet"]) == 1
+    assert "THRESHOLD FAILED: judge_a.kappa" in capsys.readouterr().out
