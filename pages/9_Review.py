@@ -14,9 +14,12 @@ from workbench.errors import NotFound, WorkbenchError
 page_setup("Review", "🧑‍⚖️")
 st.title("🧑‍⚖️ Review")
 
+if "rv_reviewer" not in st.session_state:  # widget state is dropped when the page is left: keep the name
+    st.session_state["rv_reviewer"] = st.session_state.get("review_name", "")
 reviewer = st.text_input(
     "Your name (kept for this browser session; labels are stored per reviewer)", key="rv_reviewer"
 ).strip()
+st.session_state["review_name"] = reviewer
 tab_label, tab_new, tab_files, tab_rejudge = st.tabs(
     ["Label", "New queue", "Golden set and files", "Judge consistency"]
 )

@@ -254,3 +254,34 @@ def test_eval_config_with_a_kappa_threshold_passes_or_fails_by_the_reviews(fake_
     set_judge_scores(run_id, "judge_a", {f"r{i}": 5 - i % 5 for i in range(10)})
     assert main(["eval", str(config), "--quiet"]) == 1
     assert "THRESHOLD FAILED: judge_a.kappa" in capsys.readouterr().out
+
+
+def test_rubric_versions_are_kept_on_labels(fake_model):
+    queue = review.create_queue("q", make_run(rows=2))
+    item = review.items(queue)[0]
+    review.label(queue, item.id, "alice", score=3)
+    assert review.update_rubric(queue, {"scale": [1, 3], "pass_fail": False}) == 2
+    queue = review.get_queue("q")
+    review.label(queue, item.id, "alice", score=2)
+    assert [(lbl.rubric_version, lbl.score) for lbl in review.history(queue)] == [(1, 3.0), (2, 2.0)]
+    with pytest.raises(WorkbenchError, match="outside the scale 1-3"):
+        review.label(queue, item.id, "alice", score=5)
+    with pytest.raises(WorkbenchError, match="needs a score scale"):
+        review.update_rubric(queue, {"scale": None, "pass_fail": False})
+
+
+def test_people_pairwise_verdicts_reach_the_compare_page_helper(fake_model):
+    run_id = make_run(
+        prompts=[
+            {"name": "plain", "template": "{{question}}", "model": "fake/model"},
+            {"name": "shout", "template": "LOUD {{question}}", "model": "fake/model"},
+        ],
+        scorers=[],
+    )
+    a, b = review.variants(run_id)
+    queue = review.create_pairwise_queue("pairs", (run_id, a), (run_id, b), n=4, seed=2)
+    for item in review.items(queue):
+        review.label_pairwise(queue, item, "alice", "right" if item.swapped else "left")  # always A
+    (entry,) = review.pairwise_for_runs([run_id])
+    assert entry["a"] == a and entry["rate"].win_rate == 0.0 and entry["rate"].counts["A"] == 4
+    assert review.pairwise_for_runs([run_id + 1]) == []
