@@ -36,3 +36,4 @@ st.page_link(
     "pages/8_Dashboard.py", label="Dashboard: spend, latency, errors, guardrails and quality over time", icon="📊"
 )
 st.page_link("pages/7_RAG.py", label="RAG: build Chroma indexes, query them, evaluate retrieval and answers", icon="📚")
+st.page_link("pages/9_Review.py", label="Review: label rows, calibrate judges against your people", icon="🧑‍⚖️")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from ui_common import md_text, page_setup
+from ui_common import judge_warning, md_text, page_setup
 from workbench import datasets, prompts, runs
 from workbench.errors import WorkbenchError
 from workbench.jobs import queue
@@ -119,6 +119,7 @@ live_progress(run_id)
 scores = runs.summary(run_id)["scorers"]
 if scores:
     st.subheader("Scores")
+    judge_warning([s["scorer"] for s in scores])
     st.dataframe(pd.DataFrame(scores), hide_index=True, width="stretch")
 with st.expander("Re-score this run (no model calls for the outputs)"):
     rescore_yaml = st.text_area(

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from ui_common import page_setup
-from workbench import runs
+from ui_common import judge_calibrations, page_setup
+from workbench import review, runs
 from workbench.errors import WorkbenchError
 from workbench.llm import available_models
 from workbench.scoring import SCORERS, store, validate_scorer_config
@@ -99,13 +99,54 @@ if cols[2].button("Save version", type="primary", key="sc_save", disabled=bool(p
             else f"No change since {name} v{version.version}."
         )
 
+st.subheader("Agreement with your reviewers")
+calibrated = judge_calibrations(review.stamp())
+if not calibrated:
+    st.caption("No reviewed row has a judge score yet: label a run's rows on the Review page.")
+else:
+    st.caption(
+        "Each judge scorer against the people who labelled the same rows on the Review page: 95% bootstrap "
+        "intervals in brackets, n rows. Reviewers' alpha (Krippendorff) is how well people agree with each "
+        "other: the ceiling a judge can reach. kappa is quadratic-weighted on the score; pass_kappa, "
+        "precision and recall are on pass/fail (precision: of the rows the judge passed, the share people passed)."
+    )
+    table = []
+    for result in calibrated:
+        row = {"queue": result["queue"], "judge": result["scorer"], "rows": result["n_scores"] or result["n_verdicts"]}
+        row.update({m["metric"]: review.format_metric(m) for m in result["metrics"]})
+        alpha = result["reviewers"]["alpha"]
+        row["reviewers' alpha"] = "-" if alpha is None else f"{alpha:.2f}"
+        table.append(row)
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="sc_calibration")
+    for result in calibrated:
+        if result["poor"]:
+            st.warning(
+                f"Judge {result['scorer']!r} agrees poorly with the reviewers of {result['queue']!r} "
+                f"({result['poor']}): do not trust its scores alone."
+            )
+    picked = st.selectbox(
+        "Confusion matrix of",
+        range(len(calibrated)),
+        format_func=lambda i: f"{calibrated[i]['scorer']} · {calibrated[i]['queue']}",
+        key="sc_cal_pick",
+    )
+    matrix = calibrated[picked]["confusion"]
+    st.dataframe(
+        pd.DataFrame(
+            matrix["matrix"],
+            index=[f"people {v}" for v in matrix["labels"]],
+            columns=[f"judge {v}" for v in matrix["labels"]],
+        ),
+        key="sc_confusion",
+    )
+
 try:
     from workbench import judge_quality
 
     measured = judge_quality.latest_results()
 except ImportError:
     measured = None
-st.subheader("How well do the judges agree with people?")
+st.subheader("How well do the built-in rubrics agree with people?")
 if measured:
     st.caption("Measured with bench/judge_agreement.py against human labels in sample_data/judge_labels.jsonl.")
     rows = judge_quality.as_rows(measured)

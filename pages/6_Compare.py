@@ -5,7 +5,7 @@ import re
 import pandas as pd
 import streamlit as st
 
-from ui_common import page_setup
+from ui_common import human_pairwise, judge_warning, page_setup
 from workbench import compare, report, runs
 from workbench.errors import WorkbenchError
 from workbench.llm import available_models
@@ -77,6 +77,9 @@ tab_summary, tab_rows, tab_judge, tab_promote, tab_export = st.tabs(
 
 with tab_summary:
     st.subheader("Verdicts")
+    judge_warning([m.get("scorer", m["metric"]) for m in summary["metrics"]])
+    for people in human_pairwise(run_ids):
+        st.markdown(f"🧑‍⚖️ {md(people)}")
     for metric in summary["metrics"]:
         for c in metric["comparisons"]:
             st.markdown(f"{ICONS[c['direction']]} {md(c['verdict'])}")

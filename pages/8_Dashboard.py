@@ -6,7 +6,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui_common import page_setup
+from ui_common import judge_warning, page_setup
 from workbench import costs, dashboard
 from workbench.errors import WorkbenchError
 
@@ -215,6 +215,7 @@ fig = px.bar(
 error_points = panel(right, "Errors by type — click a bar for its calls", fig, view.errors, "dash_errors", select=True)
 
 if not view.quality.empty:
+    judge_warning(view.quality["scorer"].unique())
     fig = px.line(
         view.quality,
         x="run_id",

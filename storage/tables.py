@@ -454,3 +454,59 @@ rollup_run_state = Table(  # the run stamp each run's summary rows were computed
     Column("run_id", Integer, primary_key=True, autoincrement=False),
     _measure("stamp", Text),
 )
+
+
+# --- human review ---------------------------------------------------------------------------------
+
+
+class ReviewQueue(SQLModel, table=True):
+    """Items picked from a run for people to label, with the rubric they label against.
+
+    `kind` is `rows` (score / pass-fail / note / golden answer per row) or `pairwise` (A, B or tie
+    between two variants' answers). Editing the rubric makes a new `rubric_version`; labels keep
+    the version they were given under."""
+
+    __tablename__ = "review_queue"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = text(unique=True)
+    kind: str = text(default="rows")  # rows | pairwise
+    run_id: Optional[int] = Field(default=None, foreign_key="run.id")
+    rubric: dict = json_field(default_factory=dict, nullable=False)
+    rubric_version: int = 1
+    source: dict = json_field(default_factory=dict, nullable=False)  # how the items were chosen
+    author: str = blank()
+    created_at: datetime = created()
+
+
+class ReviewItem(SQLModel, table=True):
+    """One thing to label: a snapshot of what the reviewer sees (input, output, reference, context,
+    the scores at the time) so a queue still reads the same after its run is re-scored; for a
+    pairwise item, both answers and whether A is shown on the right (`swapped`)."""
+
+    __tablename__ = "review_item"
+    __table_args__ = (UniqueConstraint("queue_id", "position"), Index("ix_review_item_run_item", "run_item_id"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    position: int
+    run_item_id: Optional[int] = Field(default=None, foreign_key="run_item.id")
+    row_key: str = blank()
+    data: dict = json_field(default_factory=dict, nullable=False)
+    swapped: bool = False
+
+
+class ReviewLabel(SQLModel, table=True):
+    """A reviewer's label on an item: never updated; a re-label is a new row, the newest counts."""
+
+    __tablename__ = "review_label"
+    __table_args__ = (Index("ix_review_label_item_reviewer", "item_id", "reviewer"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="review_item.id")
+    reviewer: str = text()
+    rubric_version: int = 1
+    score: Optional[float] = Field(default=None, sa_type=FLOAT)
+    passed: Optional[bool] = None
+    choice: Optional[str] = text(default=None)  # pairwise: A | B | tie (the variant, not the side shown)
+    skipped: bool = False
+    note: str = blank()
+    golden: Optional[str] = text(default=None)  # a corrected answer
+    created_at: datetime = created()

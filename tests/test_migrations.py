@@ -123,7 +123,9 @@ def test_the_comparison_sees_types_not_just_names(workbench_home):
 def test_revisions_write_exactly_what_the_numbered_migrations_wrote(workbench_home, tmp_path):
     _legacy_database(f"sqlite:///{tmp_path / 'legacy.db'}", upto=5)
     db.engine()
-    assert _sqlite_schema(workbench_home / "workbench.db") == _sqlite_schema(tmp_path / "legacy.db")
+    legacy = _sqlite_schema(tmp_path / "legacy.db")
+    names = {name for name, _ in legacy}  # revisions after 0005 add tables of their own
+    assert {(name, sql) for name, sql in _sqlite_schema(workbench_home / "workbench.db") if name in names} == legacy
 
 
 def test_database_made_by_the_last_release_upgrades_and_keeps_every_row(workbench_home):
@@ -137,7 +139,8 @@ def test_database_made_by_the_last_release_upgrades_and_keeps_every_row(workbenc
 
     engine = db.engine()
     after = _counts(path)
-    assert {name: n for name, n in after.items() if name != "alembic_version"} == before
+    assert {name: n for name, n in after.items() if name in before} == before
+    assert all(n == 0 for name, n in after.items() if name not in before and name != "alembic_version")  # new tables
     with engine.connect() as conn:
         assert migrations.current(conn) == migrations.HEAD
         assert migrations.schema_differences(conn) == []
@@ -159,7 +162,7 @@ def test_partly_migrated_database_is_stamped_then_upgraded_with_its_data(workben
     raw.commit()
     raw.close()
 
-    assert migrations.migrate(create_engine(url, poolclass=NullPool)) == ["0004", "0005"]
+    assert migrations.migrate(create_engine(url, poolclass=NullPool))[:2] == ["0004", "0005"]  # then any later ones
     raw = sqlite3.connect(workbench_home / "workbench.db")
     assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.HEAD,)]
     assert raw.execute("SELECT spent_usd FROM run").fetchall() == [(0.75,)]

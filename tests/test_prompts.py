@@ -97,6 +97,6 @@ def test_sample_data_loads_once():
     first = sample.load_all()
     assert first["prompts"] == ["support-answer", "summarizer", "json-extractor", "rag-answer"]
     assert first["datasets"] == ["support_qa", "rag_qa"]
-    assert sample.load_all() == {"prompts": [], "datasets": []}
+    assert sample.load_all() == {"prompts": [], "datasets": [], "review_queues": []}
     assert len(prompts.versions("support-answer")) == 2
     assert prompts.labels_of("support-answer") == {"production": 1, "staging": 2}

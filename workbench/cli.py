@@ -135,6 +135,10 @@ def cmd_eval(args) -> int:
         with open(args.output, "wb") as handle:
             handle.write(runs.export(run_id, fmt))
         print(f"wrote {args.output}", file=sys.stderr)
+    if any(k.rpartition(".")[2] in runs.AGREEMENT_METRICS for k in config_thresholds or {}):
+        from workbench import review  # a judge's agreement with people, from its review queues
+
+        result["agreement"] = review.agreements(config_thresholds)
     failures = runs.check_thresholds(result, config_thresholds)
     for failure in failures:
         print(f"THRESHOLD FAILED: {failure}")
@@ -273,6 +277,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     add_compare_cli(sub)
     add_index_cli(sub)
+    from workbench.review import add_cli as add_review_cli
+
+    add_review_cli(sub)
     return parser
 
 

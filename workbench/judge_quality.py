@@ -91,7 +91,14 @@ def agreement(pairs: list[tuple[float | None, float]]) -> dict:
 
 
 async def _judge_all(model: str, labels: list[dict], concurrency: int, constrained: bool | None) -> list[dict]:
+    from workbench.models import client
+
     gate = asyncio.Semaphore(max(1, int(concurrency)))
+    options = client.default_options()
+    options.use_cache = False  # a measurement must ask the model
+
+    def uncached(spec, messages):
+        return client.call(spec, messages, options)
 
     async def one(item: dict) -> dict:
         config = {"type": "llm_judge", "rubric": item["rubric"], "model": model}
@@ -101,7 +108,7 @@ async def _judge_all(model: str, labels: list[dict], concurrency: int, constrain
             row={"expected": item.get("expected") or "", "question": item["input"]}, input_text=item["input"]
         )
         async with gate:
-            verdict, reply = await ajudge(config, item["output"], context)
+            verdict, reply = await ajudge(config, item["output"], context, call=uncached)
         calls.record(reply, "judge")
         return {
             "id": item["id"],

@@ -25,6 +25,8 @@ from workbench.llm import ModelSpec
 from workbench.scoring import scorer_variables, store, validate_scorer_config
 
 FINAL_STATUSES = ("done", "failed", "cancelled", "budget_exceeded")
+# judge-agreement thresholds (workbench.review.AGREEMENT_METRICS; repeated so runs need not import review)
+AGREEMENT_METRICS = ("spearman", "kendall", "exact", "within_1", "kappa", "pass_kappa", "precision", "recall")
 
 
 @dataclass
@@ -427,6 +429,8 @@ def check_thresholds(result: dict, thresholds: dict, default_error_rate: float |
     `error_rate` applies even when not given: `default_error_rate` (0, so in CI a run with any
     errored or blocked row fails, like a test suite with an erroring test). `error_rate: null` in
     the config turns it off.
+    `<judge scorer>.kappa` (or another of AGREEMENT_METRICS) is a minimum agreement with the human
+    labels of its review queues, so CI refuses to trust an uncalibrated judge.
     """
     failures = []
     by_name = {s["scorer"]: s for s in result.get("scorers", [])}
@@ -442,6 +446,11 @@ def check_thresholds(result: dict, thresholds: dict, default_error_rate: float |
         limit = float(limit)
         if key in ("pass_rate", "error_rate"):
             value = result.get(key)
+        elif "." in key and key.rpartition(".")[2] in AGREEMENT_METRICS:
+            value = (result.get("agreement") or {}).get(key)  # filled in by the caller from workbench.review
+            if value is None:
+                failures.append(f"{key}: no reviewed rows with {key.rpartition('.')[0]} scores (calibrate it first)")
+                continue
         elif "." in key:
             name, _, metric = key.rpartition(".")
             if name not in by_name:

@@ -72,6 +72,19 @@ def load_sample_datasets() -> list[str]:
     return loaded
 
 
+def load_sample_review() -> list[str]:
+    """The sample review queue with two reviewers' labels, so the Scorers page shows agreement figures."""
+    from workbench import review
+
+    path = config.SAMPLE_DATA / "review_sample.jsonl"
+    loaded = review.load_sample(path) if path.exists() else None
+    return [loaded] if loaded else []
+
+
 def load_all() -> dict:
     """Everything sample, idempotently."""
-    return {"prompts": load_sample_prompts(), "datasets": load_sample_datasets()}
+    return {
+        "prompts": load_sample_prompts(),
+        "datasets": load_sample_datasets(),
+        "review_queues": load_sample_review(),
+    }

@@ -57,3 +57,16 @@ def test_measured_agreement_is_shown_with_a_warning_for_a_poor_judge():
     table = at.dataframe[-1].value
     assert table.loc[0, "rubric"] == "correctness" and table.loc[0, "unparseable"] == 7
     assert any("agreed poorly" in w.value for w in at.warning)
+
+
+def test_agreement_with_reviewers_from_the_sample_queue():
+    from workbench import sample
+
+    sample.load_sample_review()
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "judge" in d.value.columns and "kappa" in d.value.columns)
+    assert set(table["judge"]) == {"sample_strict_judge", "sample_lenient_judge"}
+    assert (table["rows"] == 16).all() and table.loc[0, "kappa"].count("[") == 1  # value [low, high]
+    assert any("sample_lenient_judge" in w.value and "agrees poorly" in w.value for w in at.warning)
+    assert not any("sample_strict_judge" in w.value for w in at.warning)
