@@ -118,7 +118,12 @@ def cmd_eval(args) -> int:
                     file=sys.stderr,
                 )
             shard_keys = run_jobs.prepare(run_id, retry_errors=args.retry_errors)
-        status = _execute_with_helpers(run_id, shard_keys, None if args.quiet else _progress_printer())
+        try:
+            status = _execute_with_helpers(run_id, shard_keys, None if args.quiet else _progress_printer())
+        finally:
+            from workbench import local_server
+
+            local_server.stop(owned_only=True)  # the embedded model's server, if this eval started it
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -76,7 +76,12 @@ def run(workers: int = 1) -> None:
     logging.getLogger("workbench.worker").info(
         "worker pid %s: %d %s worker(s) on %s", os.getpid(), workers, worker_type, queue.location()
     )
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        from workbench import local_server
+
+        local_server.stop(owned_only=True)  # the embedded model's server, if this worker started it
 
 
 def drain() -> int:
