@@ -227,3 +227,34 @@ def test_a_second_executor_is_refused_and_told_the_owner(tmp_path):
         drainer.join(60)
         assert runs.get_run(run_id).status == "done"
         assert srv.stats()["total_requests"] == 40 and srv.stats()["max_repeats"] == 1
+
+
+def test_a_dead_endpoint_opens_the_circuit_instead_of_retrying_every_row(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: every call is a connection error
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    config = {
+        "prompts": [{"name": "adder", "template": "Answer: {{ question }}"}],
+        "dataset": str(write_dataset(tmp_path, 200)),
+        "models": [{"id": "openai/fake", "api_base": dead, "api_key": "x"}],
+        "concurrency": 4,
+    }
+    run_id = start(config)
+    started = time.perf_counter()
+    assert run_jobs.run_now(run_id) == "failed"
+    assert time.perf_counter() - started < 60  # 200 rows x 5 attempts with backoff would take far longer
+    rows = runs.results(run_id, limit=None)
+    skipped = [r for r in rows if r["error"].startswith("not called:")]
+    called = [r for r in rows if not r["error"].startswith("not called:")]
+    assert all("Connection error" in r["error"] for r in called)
+    # the breaker's count of failed attempts plus the calls already in flight
+    assert len(called) <= engine_breaker_after() + 4 and len(skipped) >= 190
+    assert "resume with --retry-errors" in skipped[0]["error"]
+
+
+def engine_breaker_after() -> int:
+    from workbench import engine
+
+    return engine.BREAKER_AFTER

@@ -32,6 +32,7 @@ from workbench.models.rate import RateLimits
 from workbench.scoring import ScoreContext, apply
 
 BATCH_MAX = 200
+BREAKER_AFTER = 5  # consecutive timeouts / connection errors that open a model's circuit
 BATCH_WAIT_S = 0.05
 LOCAL_PREFIX = "local/"
 
@@ -148,7 +149,7 @@ async def execute_shard(
     stop: threading.Event | None = None,
     on_progress: Callable[[dict], None] | None = None,
     max_attempts: int = 5,
-    timeout: float = 120.0,
+    timeout: float = 60.0,
 ) -> str | None:
     """Fill in this shard's pending items. Returns why it stopped early ("cancelled",
     "budget_exceeded", "stopped"), or None when it ran out of items."""
@@ -185,6 +186,7 @@ async def execute_shard(
     guard_config = run.config.get("guardrails") or {}
     input_guards, output_guards = guard_config.get("input") or [], guard_config.get("output") or []
     pending = list(reversed(todo))
+    breaker = Breaker()
     reason: list[str] = []
     scoring: set[asyncio.Task] = set()
 
@@ -253,8 +255,18 @@ async def execute_shard(
                     )
                     queue.put_nowait(entry)
                     continue
+            if breaker.is_open(item.model):
+                entry.update(status="error", error_type="circuit_open", error=breaker.why(item.model))
+                queue.put_nowait(entry)
+                continue
             try:
-                result = await call(item.spec, item.messages, options if item.repeat == 0 else repeat_options, stopped)
+                result = await call(
+                    item.spec,
+                    item.messages,
+                    options if item.repeat == 0 else repeat_options,
+                    lambda: stopped() or breaker.is_open(item.model),
+                    lambda attempt: breaker.record(item.model, attempt),
+                )
             except BudgetExceeded:
                 if not reason:
                     reason.append("budget_exceeded")
@@ -283,6 +295,33 @@ async def execute_shard(
         await queue.put(None)
         await writer_task
     return reason[0] if reason else None
+
+
+class Breaker:
+    """A run-level circuit breaker per model: after BREAKER_AFTER consecutive attempts (retries
+    included, across all calls) that ended in a timeout or a connection error, the model is taken as
+    down: calls stop retrying and its remaining items of this shard become `circuit_open` errors at
+    once, instead of each waiting through its retries (a dead endpoint would otherwise hold a 1 000-row run for hours). They are resumable:
+    `--retry-errors` or Resume with retry."""
+
+    def __init__(self, after: int = BREAKER_AFTER):
+        self.after = after
+        self.failures: dict[str, int] = {}
+
+    def record(self, model: str, result: CallResult) -> None:
+        if result.error_type in ("timeout", "connection"):
+            self.failures[model] = self.failures.get(model, 0) + 1
+        elif result.ok:
+            self.failures[model] = 0
+
+    def is_open(self, model: str) -> bool:
+        return self.failures.get(model, 0) >= self.after
+
+    def why(self, model: str) -> str:
+        return (
+            f"not called: {self.failures.get(model, 0)} calls in a row to {model} timed out or could not connect; "
+            "resume with --retry-errors once it answers"
+        )
 
 
 def _entry(item: WorkItem, result: CallResult | None, **fields) -> dict:

@@ -213,7 +213,9 @@ def classify_error(exc: Exception) -> tuple[str, float | None]:
     if name in ("APIConnectionError", "ServiceUnavailableError", "InternalServerError") or (
         isinstance(status, int) and status >= 500
     ):
-        return ("connection" if name == "APIConnectionError" else "server_error"), retry_after
+        # litellm reports a refused or dropped connection as an InternalServerError "Connection error."
+        connection = name == "APIConnectionError" or "Connection error" in str(exc)
+        return ("connection" if connection else "server_error"), retry_after
     if name in ("AuthenticationError", "PermissionDeniedError") or status in (401, 403):
         return "auth", None
     if name == "NotFoundError" or status == 404 or "LLM Provider NOT provided" in str(exc):

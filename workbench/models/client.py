@@ -141,9 +141,11 @@ async def call(
     messages: list,
     options: CallOptions | None = None,
     stop: Callable[[], bool] | None = None,
+    attempted: Callable[[CallResult], None] | None = None,
 ) -> CallResult:
     """One call through cache, rate limit, budget and retries; never raises for provider errors.
-    Raises BudgetExceeded when the run's budget leaves no room for it (nothing was called)."""
+    Raises BudgetExceeded when the run's budget leaves no room for it (nothing was called).
+    `stop()` is asked before each retry; `attempted(result)` hears of every attempt."""
     options = options or default_options()
     digest = request_hash(spec, messages, spec.params)
     if options.use_cache and not spec.params.get("logprobs"):  # the ledger keeps no logprobs to serve
@@ -165,6 +167,8 @@ async def call(
             else:
                 result = await acall(spec, messages, options.timeout)
             result.attempts = attempt + 1
+            if attempted is not None:
+                attempted(result)  # e.g. a circuit breaker counting failures across calls
             if result.ok or not result.retryable or attempt == options.max_attempts - 1 or (stop and stop()):
                 break
             await asyncio.sleep(backoff_delay(attempt, result.retry_after))
