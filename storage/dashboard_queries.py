@@ -56,10 +56,12 @@ Everything is SQLAlchemy Core and runs on SQLite and PostgreSQL; the dialect dif
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -86,10 +88,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlmodel import col
 
-from storage import db
+from storage import core, db
 from storage.tables import (
     LlmCall,
     Prompt,
@@ -120,7 +122,7 @@ LAST_BUCKET = 1 + STEPS * OCTAVES
 EVAL_SOURCES = ("run", "judge")
 
 
-call = LlmCall.__table__
+call = core.table(LlmCall)
 
 
 CALL_COLUMNS = (
@@ -200,16 +202,22 @@ NARROW = Rollups(
     _temporary(
         call, [call.c[name] for name in CALL_COLUMNS], _narrow_meta, Column("day", Text), Column("bucket", Integer)
     ),
-    *[
-        _temporary(t, t.columns, _narrow_meta)
-        for t in (rollup_call, rollup_version, rollup_latency, rollup_latency_cum)
-    ],
+    _temporary(rollup_call, rollup_call.columns, _narrow_meta),
+    _temporary(rollup_version, rollup_version.columns, _narrow_meta),
+    _temporary(rollup_latency, rollup_latency.columns, _narrow_meta),
+    _temporary(rollup_latency_cum, rollup_latency_cum.columns, _narrow_meta),
 )
 NARROW_TABLES = (NARROW.ledger, *NARROW.rollups)
 # A read while the stored rollups are behind the ledger folds just the newer rows into these
 # (temporary, day rows only are read) and every panel reads stored rows UNION ALL delta rows.
 DELTA_OF = {t.name: _temporary(t, t.columns, _narrow_meta, prefix="delta_") for t in STORED.rollups}
-DELTA = Rollups(call, *[DELTA_OF[t.name] for t in (rollup_call, rollup_version, rollup_latency, rollup_latency_cum)])
+DELTA = Rollups(
+    call,
+    DELTA_OF[rollup_call.name],
+    DELTA_OF[rollup_version.name],
+    DELTA_OF[rollup_latency.name],
+    DELTA_OF[rollup_latency_cum.name],
+)
 DELTA = replace(
     DELTA,
     version_model=DELTA_OF[rollup_version_model.name],
@@ -270,7 +278,7 @@ def bucket_of(latency, steps: int = STEPS):
     """The `latency_bucket` a latency in ms falls in (with `steps` buckets per power of two; the
     fine histogram uses FINE_STEPS). Powers of two keep the arithmetic exact, so a row is in
     bucket b exactly when lo(b) <= latency < hi(b)."""
-    whens = [(latency < _num(1), literal_column("0"))]
+    whens: list[tuple[Any, ColumnElement[Any]]] = [(latency < _num(1), literal_column("0"))]
     for k in range(OCTAVES):
         base = 2.0**k
         whens.append(
@@ -303,7 +311,7 @@ def _upsert(conn: Connection, table: Table, query, keys: list[str], measures: li
     conn.execute(statement)
 
 
-def _fetch(conn: Connection, query, values: dict | None = None) -> tuple[list[str], list[tuple]]:
+def _fetch(conn: Connection, query, values: dict | None = None) -> tuple[list[str], Sequence[tuple]]:
     """A panel's column names and rows, already aggregated, as the driver's plain tuples:
     SQLAlchemy compiles (from its cache) and executes the statement, but building its Row objects
     for hundreds of rows would cost the page more than SQLite's own work. Only for numbers and
@@ -315,7 +323,7 @@ def _fetch(conn: Connection, query, values: dict | None = None) -> tuple[list[st
         result.close()
 
 
-def _tuples(conn: Connection, query, values: dict | None = None) -> list[tuple]:
+def _tuples(conn: Connection, query, values: dict | None = None) -> Sequence[tuple]:
     return _fetch(conn, query, values)[1]
 
 
@@ -473,13 +481,13 @@ def _lock(conn: Connection, name: str, table: str) -> int:
 
 def _run_stamp():
     text_of = lambda column: func.coalesce(cast(column, Text), "")  # noqa: E731
-    return Run.status + "|" + text_of(Run.heartbeat_at) + "|" + text_of(Run.finished_at)
+    return col(Run.status) + "|" + text_of(col(Run.heartbeat_at)) + "|" + text_of(col(Run.finished_at))
 
 
 def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
     stale = (
-        select(Run.id)
-        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == Run.id)
+        select(col(Run.id))
+        .outerjoin(rollup_run_state, rollup_run_state.c.run_id == col(Run.id))
         .where(
             or_(
                 rollup_run_state.c.stamp.is_(None),
@@ -488,8 +496,13 @@ def _dirty_runs(conn: Connection, score_mark: int) -> list[int]:
             )
         )
     )
-    rescored = select(RunItem.run_id).join(Score, Score.run_item_id == RunItem.id).where(col(Score.id) > score_mark)
-    return sorted(set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars()))
+    rescored = (
+        select(col(RunItem.run_id))
+        .join(Score, col(Score.run_item_id) == col(RunItem.id))
+        .where(col(Score.id) > score_mark)
+    )
+    found = set(conn.execute(stale).scalars()) | set(conn.execute(rescored).scalars())
+    return sorted(run_id for run_id in found if run_id is not None)
 
 
 def _fold_runs(
@@ -502,14 +515,14 @@ def _fold_runs(
         for table in (run, score, rollup_run_state) if stamp else (run, score):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         guards = (
-            select(Score.run_item_id, func.max(case((col(Score.passed).is_(False), 1), else_=0)).label("failed"))
-            .join(RunItem, RunItem.id == Score.run_item_id)
+            select(col(Score.run_item_id), func.max(case((col(Score.passed).is_(False), 1), else_=0)).label("failed"))
+            .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
             .where(col(RunItem.run_id).in_(chunk), is_guard)
-            .group_by(Score.run_item_id)
+            .group_by(col(Score.run_item_id))
             .subquery()
         )
-        blocked = and_(RunItem.status == "blocked", RunItem.error_type == "guardrail")
-        keys = [RunItem.run_id, RunItem.prompt_version_id, RunItem.model]
+        blocked = and_(col(RunItem.status) == "blocked", col(RunItem.error_type) == "guardrail")
+        keys = [col(RunItem.run_id), col(RunItem.prompt_version_id), col(RunItem.model)]
         conn.execute(
             run.insert().from_select(
                 [
@@ -527,12 +540,12 @@ def _fold_runs(
                     *keys,
                     func.count(),
                     func.sum(case((col(RunItem.status).in_(("done", "error", "blocked")), 1), else_=0)),
-                    func.sum(case((RunItem.status == "error", 1), else_=0)),
-                    func.sum(case((RunItem.status == "blocked", 1), else_=0)),
+                    func.sum(case((col(RunItem.status) == "error", 1), else_=0)),
+                    func.sum(case((col(RunItem.status) == "blocked", 1), else_=0)),
                     func.sum(case((or_(guards.c.run_item_id.is_not(None), blocked), 1), else_=0)),
                     func.sum(case((or_(guards.c.failed == 1, blocked), 1), else_=0)),
                 )
-                .outerjoin(guards, guards.c.run_item_id == RunItem.id)
+                .outerjoin(guards, guards.c.run_item_id == col(RunItem.id))
                 .where(col(RunItem.run_id).in_(chunk))
                 .group_by(*keys),
             )
@@ -553,23 +566,23 @@ def _fold_runs(
                 ],
                 select(
                     *keys,
-                    Score.scorer_name,
+                    col(Score.scorer_name),
                     func.count(),
-                    func.count(Score.value),
-                    func.coalesce(func.sum(Score.value), 0.0),
-                    func.count(Score.passed),
+                    func.count(col(Score.value)),
+                    func.coalesce(func.sum(col(Score.value)), 0.0),
+                    func.count(col(Score.passed)),
                     func.sum(case((col(Score.passed).is_(True), 1), else_=0)),
-                    func.count(Score.error),
+                    func.count(col(Score.error)),
                 )
-                .join(RunItem, RunItem.id == Score.run_item_id)
+                .join(RunItem, col(RunItem.id) == col(Score.run_item_id))
                 .where(col(RunItem.run_id).in_(chunk))
-                .group_by(*keys, Score.scorer_name),
+                .group_by(*keys, col(Score.scorer_name)),
             )
         )
         if stamp:
             conn.execute(
                 rollup_run_state.insert().from_select(
-                    ["run_id", "stamp"], select(Run.id, _run_stamp()).where(col(Run.id).in_(chunk))
+                    ["run_id", "stamp"], select(col(Run.id), _run_stamp()).where(col(Run.id).in_(chunk))
                 )
             )
 
@@ -639,7 +652,7 @@ def refresh(engine: Engine | None = None) -> int:
     if runs_dirty:
         with engine.begin() as conn:
             score_mark = _lock(conn, "score", "score")
-            top = conn.execute(select(func.max(Score.id))).scalar() or 0
+            top = conn.execute(select(func.max(col(Score.id)))).scalar() or 0
             _fold_runs(conn, _dirty_runs(conn, score_mark))
             conn.execute(
                 update(rollup_state).where(rollup_state.c.name == "score").values(last_id=max(top, score_mark))
@@ -873,7 +886,7 @@ def _histogram(scope: Scope, weeks: bool = True):
 
 def _runs(scope: Scope, table):
     """Run summaries for runs created in the scope's days (items are judged by their run's start)."""
-    where = [Run.created_at >= bindparam("first_at"), Run.created_at < bindparam("after_at")]
+    where = [col(Run.created_at) >= bindparam("first_at"), col(Run.created_at) < bindparam("after_at")]
     if scope.models:
         where.append(_in(table.c.model, "models"))
     if scope.version_ids is not None:
@@ -927,7 +940,7 @@ def _totals_statement(scope: Scope):
             func.sum(scope.rollups.run.c.guard_checked),
             func.sum(scope.rollups.run.c.guard_triggered),
         )
-        .select_from(scope.rollups.run.join(Run, Run.id == scope.rollups.run.c.run_id))
+        .select_from(scope.rollups.run.join(Run, col(Run.id) == scope.rollups.run.c.run_id))
         .where(*_runs(scope, scope.rollups.run))
         .subquery()
     )
@@ -1026,9 +1039,9 @@ def _versions_statement(scope: Scope):
         .subquery()
     )
     return (
-        select(grouped, Prompt.name, PromptVersion.version)
-        .outerjoin(PromptVersion, PromptVersion.id == grouped.c.prompt_version_id)
-        .outerjoin(Prompt, Prompt.id == PromptVersion.prompt_id)
+        select(grouped, col(Prompt.name), col(PromptVersion.version))
+        .outerjoin(PromptVersion, col(PromptVersion.id) == grouped.c.prompt_version_id)
+        .outerjoin(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
         .order_by(grouped.c.prompt_version_id, grouped.c.model)
     )
 
@@ -1197,7 +1210,14 @@ def latency_quantile_by_day(conn: Connection, scope: Scope, quantile: float = 0.
 
 def _quality_statement(scope: Scope):
     s = scope.rollups.score
-    keys = [s.c.run_id, Run.name, s.c.prompt_version_id, Prompt.name, PromptVersion.version, s.c.scorer_name]
+    keys = [
+        s.c.run_id,
+        col(Run.name),
+        s.c.prompt_version_id,
+        col(Prompt.name),
+        col(PromptVersion.version),
+        s.c.scorer_name,
+    ]
     return (
         select(
             *keys,
@@ -1209,9 +1229,9 @@ def _quality_statement(scope: Scope):
             func.sum(s.c.n_error),
         )
         .select_from(s)
-        .join(Run, Run.id == s.c.run_id)
-        .join(PromptVersion, PromptVersion.id == s.c.prompt_version_id)
-        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .join(Run, col(Run.id) == s.c.run_id)
+        .join(PromptVersion, col(PromptVersion.id) == s.c.prompt_version_id)
+        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
         .where(*_runs(scope, s))
         .group_by(*keys)
         .order_by(s.c.run_id, s.c.scorer_name, s.c.prompt_version_id)
@@ -1290,7 +1310,7 @@ def spend_between(conn: Connection, first_day: str, last_day: str, mark: int | N
         select(func.coalesce(func.sum(rollup_call.c.cost_usd), 0.0)).where(
             rollup_call.c.day >= first_day, rollup_call.c.day <= last_day
         )
-    ).scalar()
+    ).scalar_one()
     if mark is not None:
         first = datetime.combine(date.fromisoformat(first_day), dtime(), UTC)
         after = datetime.combine(date.fromisoformat(last_day), dtime(), UTC) + timedelta(days=1)
@@ -1298,16 +1318,16 @@ def spend_between(conn: Connection, first_day: str, last_day: str, mark: int | N
             select(func.coalesce(func.sum(call.c.cost_usd), 0.0)).where(
                 call.c.id > mark, call.c.created_at >= first, call.c.created_at < after
             )
-        ).scalar()
+        ).scalar_one()
     return float(spent)
 
 
 def prompt_choices(conn: Connection) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     query = (
-        select(Prompt.name, PromptVersion.version)
-        .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
-        .order_by(Prompt.name, PromptVersion.version)
+        select(col(Prompt.name), col(PromptVersion.version))
+        .join(PromptVersion, col(PromptVersion.prompt_id) == col(Prompt.id))
+        .order_by(col(Prompt.name), col(PromptVersion.version))
     )
     for name, version in conn.execute(query):
         out.setdefault(name, []).append(version)
@@ -1315,10 +1335,8 @@ def prompt_choices(conn: Connection) -> dict[str, list[int]]:
 
 
 def run_choices(conn: Connection, limit: int = 500) -> list[tuple[int, str]]:
-    return [
-        (run_id, name)
-        for run_id, name in conn.execute(select(Run.id, Run.name).order_by(col(Run.id).desc()).limit(limit))
-    ]
+    query = select(col(Run.id), col(Run.name)).order_by(col(Run.id).desc()).limit(limit)
+    return [(run_id, name) for run_id, name in conn.execute(query) if run_id is not None]  # ids are never NULL
 
 
 def known_models(conn: Connection, mark: int | None = None) -> list[str]:
@@ -1331,7 +1349,11 @@ def known_models(conn: Connection, mark: int | None = None) -> list[str]:
 
 
 def version_ids(conn: Connection, prompt: str, version: int | None = None) -> tuple:
-    query = select(PromptVersion.id).join(Prompt, Prompt.id == PromptVersion.prompt_id).where(Prompt.name == prompt)
+    query = (
+        select(col(PromptVersion.id))
+        .join(Prompt, col(Prompt.id) == col(PromptVersion.prompt_id))
+        .where(col(Prompt.name) == prompt)
+    )
     if version is not None:
-        query = query.where(PromptVersion.version == version)
-    return tuple(conn.execute(query.order_by(PromptVersion.id)).scalars())
+        query = query.where(col(PromptVersion.version) == version)
+    return tuple(conn.execute(query.order_by(col(PromptVersion.id))).scalars())

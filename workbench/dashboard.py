@@ -204,7 +204,7 @@ def view(filters: Filters) -> Dashboard:
         top = headline(conn, scope, previous)
         spend = q.spend_by_day(conn, scope, month=filters.days > MONTHLY_AFTER_DAYS)
         boxes = q.latency_quantiles_by_model(conn, scope)
-        by_model = {}
+        by_model: dict[str, dict] = {}
         for row in boxes:
             by_model.setdefault(row["model"], {"model": row["model"], "calls": int(row["total"])})[
                 f"p{round(row['q'] * 100)}"

@@ -186,7 +186,7 @@ def sniff_delimiter(text: str) -> str:
         return found
     # The sniffer can be fooled by quoted text; the header line's most common candidate is a fair guess.
     counts = {d: header.count(d) for d in CSV_DELIMITERS}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=lambda d: counts[d])
     if counts[best]:
         return best
     # No delimiter in the header: a one-column file (e.g. a .txt of questions). Pick a delimiter
@@ -507,7 +507,8 @@ def row_keys(columns: list[str], rows: list[dict]) -> list[str]:
         ids = ["" if row.get("id") is None else str(row.get("id")).strip() for row in rows]
         if all(ids) and len(set(ids)) == len(ids):
             return ids
-    keys, seen = [], {}
+    keys: list[str] = []
+    seen: dict[str, int] = {}
     for row in rows:
         digest = hashlib.sha1(_canonical(row).encode("utf-8")).hexdigest()[:16]
         seen[digest] = seen.get(digest, 0) + 1

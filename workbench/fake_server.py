@@ -33,7 +33,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -411,11 +413,12 @@ class FakeServer:
         self._call("POST", "/_reset", {})
 
     def stop(self) -> None:
-        if self._loop is None:
+        loop, runner, thread = self._loop, self._runner, self._thread
+        if loop is None or runner is None or thread is None:  # never started, or already stopped
             return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
         self._loop = None
 
     def __enter__(self) -> FakeServer:
@@ -494,11 +497,14 @@ def main(argv=None) -> None:
         await stop.wait()
         await runner.cleanup()
 
+    run_loop: Callable[..., Any]
     try:
         import uvloop  # optional: roughly doubles requests/s for the benchmark
+
+        run_loop = uvloop.run
     except ImportError:
-        uvloop = None
-    (uvloop.run if uvloop else asyncio.run)(run())
+        run_loop = asyncio.run
+    run_loop(run())
 
 
 if __name__ == "__main__":

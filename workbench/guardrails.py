@@ -301,7 +301,8 @@ def _mask_secret(kind: str, value: str) -> str:
     """The kind's public prefix (sk-, AKIA, ghp_, Bearer) and the length; never a character of the secret."""
     if kind == "private_key":
         return value.split("-----")[1].strip() + " block (redacted)"
-    prefix = re.match(SECRET_PATTERNS[kind][1], value)
+    prefix_pattern = SECRET_PATTERNS[kind][1]
+    prefix = re.match(prefix_pattern, value) if prefix_pattern else None
     return f"{prefix.group(0) if prefix else ''}**** ({len(value)} chars)"
 
 

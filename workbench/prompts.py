@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from storage import prompts as repo
 from storage.tables import Prompt, PromptVersion
@@ -244,7 +245,7 @@ def diff(a: PromptVersion, b: PromptVersion) -> dict:
                     "right": right[j1 + k] if j1 + k < j2 else "",
                 }
             )
-    settings = {}
+    settings: dict[str, tuple[Any, Any]] = {}
     if a.model != b.model:
         settings["model"] = (a.model, b.model)
     for key in sorted(set(a.params) | set(b.params)):

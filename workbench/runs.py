@@ -244,7 +244,8 @@ def model_specs(run: Run) -> dict[str, ModelSpec]:
     specs = {}
     for entry in run.config.get("models", []):
         spec = ModelSpec.parse(entry)
-        spec.api_key = spec.api_key or _literal_keys.get((run.id, spec.label))
+        if not spec.api_key and run.id is not None:
+            spec.api_key = _literal_keys.get((run.id, spec.label))
         specs[spec.label] = spec
     return specs
 

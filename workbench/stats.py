@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -64,13 +64,16 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-def row_means(values_by_row: Mapping[Hashable, Any]) -> dict[Hashable, float]:
+RowKey = TypeVar("RowKey", bound=Hashable)  # whatever keys the caller uses for rows; results keep them
+
+
+def row_means(values_by_row: Mapping[RowKey, Any]) -> dict[RowKey, float]:
     """Mean of each row's repeats, ignoring None/NaN.
 
     A row whose every repeat errored is left out (it has no value), so a later pairing
     step counts it as dropped rather than as a zero.
     """
-    means = {}
+    means: dict[RowKey, float] = {}
     for key, values in values_by_row.items():
         clean = _clean(_as_list(values))
         if clean.size:
@@ -78,7 +81,7 @@ def row_means(values_by_row: Mapping[Hashable, Any]) -> dict[Hashable, float]:
     return means
 
 
-def row_spread(values_by_row: Mapping[Hashable, Any], threshold: float = 0.5) -> dict[Hashable, dict]:
+def row_spread(values_by_row: Mapping[RowKey, Any], threshold: float = 0.5) -> dict[RowKey, dict]:
     """Per-row spread of repeats, so flaky rows are visible behind the mean.
 
     Returns {row: {"n", "errors", "mean", "min", "max", "pass_fraction", "flaky"}}.
@@ -86,7 +89,7 @@ def row_spread(values_by_row: Mapping[Hashable, Any], threshold: float = 0.5) ->
     `flaky` is True when the row sometimes passes and sometimes fails. A row with only
     errors has n=0 and None statistics.
     """
-    out = {}
+    out: dict[RowKey, dict] = {}
     for key, values in values_by_row.items():
         raw = _as_list(values)
         clean = _clean(raw)
@@ -219,7 +222,7 @@ class PairedDifference:
     kind: str = "score"
 
 
-def _aligned(a: Sequence[Any], b: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, int]:
+def _aligned(a: Sequence[Any] | np.ndarray, b: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Pairs where both sides have a value, and how many pairs were dropped."""
     a_arr = np.array([_to_float(v) for v in a], dtype=float)
     b_arr = np.array([_to_float(v) for v in b], dtype=float)
@@ -329,7 +332,9 @@ class McNemarResult(NamedTuple):
     exact: bool
 
 
-def mcnemar(a_pass: Sequence[Any], b_pass: Sequence[Any], exact: bool | None = None) -> McNemarResult:
+def mcnemar(
+    a_pass: Sequence[Any] | np.ndarray, b_pass: Sequence[Any] | np.ndarray, exact: bool | None = None
+) -> McNemarResult:
     """McNemar's test for paired pass/fail: only rows where A and B disagree carry information.
 
     b_only = rows B passes and A fails; a_only = the reverse. Exact binomial test when
@@ -395,7 +400,7 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 def compare_variants(
-    values: Mapping[Any, Mapping[Hashable, Any]],
+    values: Mapping[Any, Mapping[Any, Any]],
     baseline: Any,
     kind: str = "score",
     seed: int = 0,
@@ -506,7 +511,7 @@ def verdict(scorer_name: str, result: PairedDifference, alpha: float = 0.05) -> 
     level = f"{result.confidence * 100:g}% CI"
     parts.append(
         f"{level} {_signed(low, dec)} to {_signed(high, dec)}{unit}"
-        if low is not None
+        if low is not None and high is not None
         else f"no {level} from {result.n} row"
     )
     p = result.p_adjusted if result.p_adjusted is not None else result.p_value
@@ -550,14 +555,15 @@ def warnings_for(
         )
     if scale is None and result.kind == "pass":
         scale = 1.0
-    if scale and result.ci_low is not None and result.ci_high - result.ci_low > wide_fraction * scale:
+    low, high = result.ci_low, result.ci_high
+    if scale and low is not None and high is not None and high - low > wide_fraction * scale:
         out.append(
-            f"the {result.confidence * 100:g}% CI spans {result.ci_high - result.ci_low:.2g}, more "
+            f"the {result.confidence * 100:g}% CI spans {high - low:.2g}, more "
             f"than {wide_fraction:.0%} of the scale: add rows before acting on this"
         )
     p = result.p_adjusted if result.p_adjusted is not None else result.p_value
-    if p is not None and result.ci_low is not None:
-        ci_excludes_zero = result.ci_low > 0 or result.ci_high < 0
+    if p is not None and low is not None and high is not None:
+        ci_excludes_zero = low > 0 or high < 0
         if (p < alpha) != ci_excludes_zero:
             out.append("borderline: the test and the confidence interval disagree about whether there is a difference")
     return out

@@ -129,11 +129,12 @@ def pairwise_verdict(a: str, b: str, judge: str, rate: stats.WinRate) -> str:
     tally = f"{c['B']} {b}, {c['A']} {a}, {c['tie']} ties" + (
         f", {c['missing']} without a verdict" if c["missing"] else ""
     )
-    if rate.win_rate is None:
+    low, high = rate.ci_low, rate.ci_high
+    if rate.win_rate is None or low is None or high is None:  # a win rate always comes with its CI
         return f"the pairwise judge {judge} gave no usable verdicts for {b} against {a} ({tally})"
-    detail = f"{b} win rate {rate.win_rate:.0%}, 95% CI {rate.ci_low:.0%} to {rate.ci_high:.0%}; {tally}"
-    if rate.ci_low > 0.5:
+    detail = f"{b} win rate {rate.win_rate:.0%}, 95% CI {low:.0%} to {high:.0%}; {tally}"
+    if low > 0.5:
         return f"the pairwise judge {judge} prefers {b} to {a} ({detail})"
-    if rate.ci_high < 0.5:
+    if high < 0.5:
         return f"the pairwise judge {judge} prefers {a} to {b} ({detail})"
     return f"the pairwise judge {judge} shows no clear preference between {b} and {a} ({detail})"

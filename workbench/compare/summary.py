@@ -9,6 +9,7 @@ cites as its evidence.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from workbench import costs, stats
 from workbench.compare.alignment import load
@@ -55,7 +56,7 @@ def _metric_summary(result: Result, metric: Metric, alpha: float, seed: int) -> 
         entry["warnings"] = stats.warnings_for(paired, alpha, scale=metric.scale)
         entry["direction"] = _direction(entry, alpha)
         comparisons.append(entry)
-    summary = {
+    summary: dict[str, Any] = {
         "metric": metric.name,
         "scorer": metric.scorer,
         "kind": metric.kind,

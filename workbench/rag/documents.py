@@ -104,6 +104,7 @@ def load_uploaded(name: str, data: bytes) -> tuple[list[Document], list[LoadErro
     Only the base name is kept: browsers may send a path, and it must not leak into ids.
     """
     name = PurePosixPath(name.replace("\\", "/")).name or "upload"
+    entries: Iterable
     if name.lower().endswith(".zip"):
         entries = _archive_entries(io.BytesIO(data), label=name, prefix="")
     elif len(data) > MAX_FILE_BYTES:

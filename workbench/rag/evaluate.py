@@ -32,6 +32,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.rag import index
@@ -218,7 +219,7 @@ def generate_answers(records: list[dict], prompt_ref, model: str | None = None, 
 def answer_question(index_ref, question: str, prompt_ref=None, k: int = 5, model: str | None = None) -> dict:
     """Retrieve top-k chunks, and with a prompt also generate an answer: {chunks, answer, call_id, error}."""
     chunks = index.query(index_ref, question, k)
-    record = {"question": question, "retrieved": chunks, "answer": None, "call_id": None, "errors": {}}
+    record: dict[str, Any] = {"question": question, "retrieved": chunks, "answer": None, "call_id": None, "errors": {}}
     if prompt_ref:
         generate_answers([record], prompt_ref, model=model, concurrency=1)
     return {
@@ -232,13 +233,6 @@ def answer_question(index_ref, question: str, prompt_ref=None, k: int = 5, model
 # --- ragas ---------------------------------------------------------------------------
 
 
-def _ragas_bases():
-    from ragas.embeddings.base import BaseRagasEmbedding
-    from ragas.llms.base import InstructorBaseRagasLLM
-
-    return InstructorBaseRagasLLM, BaseRagasEmbedding
-
-
 def _json_text(output: str) -> str:
     """The JSON object in a model reply that may wrap it in prose or a ``` fence."""
     fenced = re.search(r"```(?:json)?\s*(\{.*\})\s*```", output, re.DOTALL)
@@ -250,7 +244,8 @@ def _json_text(output: str) -> str:
 
 def ledger_llm(judge_model: str, call_ids: list | None = None):
     """A ragas InstructorBaseRagasLLM whose calls go through our ledger; call ids are appended to call_ids."""
-    InstructorBaseRagasLLM, _ = _ragas_bases()
+    from ragas.llms.base import InstructorBaseRagasLLM  # lazy: ragas is heavy
+
     from workbench.llm import ModelSpec
     from workbench.models import client as models
 
@@ -283,7 +278,7 @@ def ledger_llm(judge_model: str, call_ids: list | None = None):
 
 def ragas_embeddings(model: str):
     """Our embeddings (bundled MiniLM, a local model or a hosted one) as a ragas BaseRagasEmbedding."""
-    _, BaseRagasEmbedding = _ragas_bases()
+    from ragas.embeddings.base import BaseRagasEmbedding  # lazy: ragas is heavy
 
     class WorkbenchEmbeddings(BaseRagasEmbedding):
         def embed_text(self, text, **kwargs):

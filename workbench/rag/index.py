@@ -98,6 +98,8 @@ def load_source(source) -> tuple[list[documents.Document], list[documents.LoadEr
         return documents.load_documents(source)
     docs: list[documents.Document] = []
     errors: list[documents.LoadError] = []
+    found: list[documents.Document]
+    problems: list[documents.LoadError]
     for item in source:
         if isinstance(item, documents.Document):
             found, problems = [item], []
@@ -418,6 +420,7 @@ def build_index(
 ) -> RagIndexVersion:
     """Build the next version of index `name` from `source` (see load_source) and wait for it."""
     version = start_version(name, chunker, chunk_size, overlap, embedding_model, source_label(source))
+    assert version.id is not None  # stored rows have ids
     return run_build(version.id, source, on_progress)
 
 
@@ -610,6 +613,7 @@ class BuildManager:
     def start(self, name: str, source, **options) -> RagIndexVersion:
         """Write the `building` version now (so a page can poll it) and build it in the background."""
         version = start_version(name, source_label=source_label(source), **options)
+        assert version.id is not None  # stored rows have ids
         thread = threading.Thread(
             target=self._work, args=(version.id, source), name=f"rag-build-{version.id}", daemon=True
         )

@@ -113,8 +113,8 @@ def equals(config: dict, output: str, context: ScoreContext) -> ScoreResult:
 
 def _values(config: dict) -> list[str]:
     value = config.get("value")
-    values = value if isinstance(value, list) else [value]
-    values = [str(v) for v in values if v is not None and str(v) != ""]
+    raw = value if isinstance(value, list) else [value]
+    values = [str(v) for v in raw if v is not None and str(v) != ""]
     if not values:
         raise ScorerError("'value' is empty")
     return values

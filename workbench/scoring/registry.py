@@ -136,7 +136,7 @@ def run_scorer(config: dict, output, context: ScoreContext | None = None) -> Sco
         if not isinstance(config, dict):
             return failure("a scorer config must be a mapping with a 'type'")
         type_name = config.get("type")
-        fn = SCORERS.get(type_name)
+        fn = SCORERS.get(type_name) if isinstance(type_name, str) else None
         if fn is None:
             return failure(_unknown_type(type_name))
         rendered = render_config(config, context.row or {})
@@ -164,7 +164,7 @@ def validate_scorer_config(config) -> list[str]:
     if not isinstance(config, dict):
         return ["a scorer must be a mapping with a 'type'"]
     type_name = config.get("type")
-    spec = SPECS.get(type_name)
+    spec = SPECS.get(type_name) if isinstance(type_name, str) else None
     if spec is None:
         return [_unknown_type(type_name)]
     problems = [f"missing required key {key!r}" for key in spec.required if config.get(key) in (None, "", [])]
