@@ -202,8 +202,9 @@ def classify_error(exc: Exception) -> tuple[str, float | None]:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
     try:
-        if headers.get("retry-after"):
-            retry_after = float(headers.get("retry-after"))
+        header = headers.get("retry-after")
+        if header:
+            retry_after = float(header)
     except (TypeError, ValueError):
         retry_after = None
     if name == "RateLimitError" or status == 429:
@@ -291,7 +292,7 @@ async def acall(spec: ModelSpec, messages: list, timeout: float = 120.0) -> Call
         result.error = secrets.mask(f"{type(exc).__name__}: {_short(exc)}")
         return result
     finally:
-        if quiet is not None:
+        if quiet is not None and _no_litellm_logging is not None:
             _no_litellm_logging.reset(quiet)
     result.latency_ms = (time.perf_counter() - started) * 1000
     choice = response.choices[0]
