@@ -5,7 +5,7 @@ import html
 import pandas as pd
 import streamlit as st
 
-from ui_common import page_setup
+from ui_common import md_text, page_setup
 from workbench import prompts
 from workbench.errors import WorkbenchError
 from workbench.llm import available_models
@@ -172,7 +172,7 @@ else:
     if result["same"]:
         st.info("These versions are identical.")
     for setting, (old, new) in result["settings"].items():
-        st.write(f"**{setting}**: `{old}` → `{new}`")
+        st.write(f"**{md_text(setting)}**: {md_text(old)} → {md_text(new)}")
     colours = {"equal": "", "replace": "#fff5cc", "delete": "#ffe0e0", "insert": "#e0ffe0"}
     rows = "".join(
         f"<tr style='background:{colours[r['tag']]}'><td><pre>{html.escape(r['left'])}</pre></td>"

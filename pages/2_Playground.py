@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from ui_common import page_setup
+from ui_common import md_text, page_setup
 from workbench import calls, playground, prompts, secrets
 from workbench.errors import WorkbenchError
 from workbench.llm import ModelSpec, available_models
@@ -64,7 +64,7 @@ if submitted:
     else:
         for col, (spec, result) in zip(st.columns(len(results)), results):
             with col:
-                st.markdown(f"**{spec.label}**")
+                st.markdown(f"**{md_text(spec.label)}**")
                 if result.ok:
                     st.code(result.output or "(empty answer)", language=None, wrap_lines=True)
                 else:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from ui_common import page_setup
+from ui_common import md_text, page_setup
 from workbench import datasets
 from workbench.errors import WorkbenchError
 
@@ -30,7 +30,7 @@ with tab_new:
             if pasted.strip():
                 parsed = datasets.parse_pasted(pasted)
     except datasets.DatasetError as exc:
-        st.error(f"Could not read {filename or 'the pasted rows'}: {exc}")
+        st.error(md_text(f"Could not read {filename or 'the pasted rows'}: {exc}"))
     if parsed is not None:
         st.success(f"{len(parsed.rows)} rows · {len(parsed.columns)} columns · {parsed.format}")
         st.caption("Column types")

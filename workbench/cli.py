@@ -9,7 +9,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-from workbench import config
+from workbench import config, secrets
 
 
 def cmd_serve(args, streamlit_options: list[str] | None = None) -> int:
@@ -125,7 +125,7 @@ def cmd_eval(args) -> int:
 
             local_server.stop(owned_only=True)  # the embedded model's server, if this eval started it
     except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {secrets.mask(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = f"resume with `workbench eval --resume {run_id}`" if run_id else "no run was created"

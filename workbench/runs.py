@@ -402,6 +402,8 @@ def export(run_id: int, fmt: str) -> bytes:
 
 
 def mark(run_id: int, **fields) -> None:
+    if fields.get("error"):  # an exception's text can quote a provider's reply, and with it a key
+        fields["error"] = secrets.mask(fields["error"])
     repo.update_fields(run_id, **fields)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from workbench import secrets
 from workbench.compare.result import ALPHA
 from workbench.compare.saved import save
 from workbench.compare.summary import compare
@@ -42,7 +43,7 @@ def cmd_compare(args) -> int:
             report.write(result, args.report)
         saved = save(result, args.save) if args.save else None
     except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {secrets.mask(str(exc))}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({**result.summary, "comparison_id": saved}, indent=2, default=str))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from workbench import secrets
 from workbench.errors import WorkbenchError
 
 
@@ -64,7 +65,7 @@ def add_cli(subparsers) -> None:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"error: {secrets.mask(str(exc))}", file=sys.stderr)
     return 2
 
 
