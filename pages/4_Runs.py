@@ -8,8 +8,8 @@ from ui_common import judge_warning, md_text, page_setup
 from workbench import datasets, prompts, runs
 from workbench.errors import WorkbenchError
 from workbench.jobs import queue
+from workbench.jobs import rescore as rescore_jobs
 from workbench.llm import available_models
-from workbench.scoring.apply import rescore
 
 page_setup("Runs", "🏃")
 st.title("🏃 Runs")
@@ -127,13 +127,14 @@ with st.expander("Re-score this run (no model calls for the outputs)"):
     )
     if st.button("Re-score", key=f"rescore_btn:{run_id}"):
         try:
-            with st.spinner("Scoring stored outputs…"):
-                written = rescore(run_id, yaml.safe_load(rescore_yaml) or [])
+            queue.submit_rescore(run_id, yaml.safe_load(rescore_yaml) or [])
         except (ValueError, yaml.YAMLError) as exc:
-            st.error(str(exc))
+            st.error(md_text(str(exc)))
         else:
-            st.success(f"Wrote {written} scores.")
-            st.rerun()
+            st.success("Queued: a worker scores the stored outputs; the scores appear here when it is done.")
+    waiting = rescore_jobs.pending(run_id)
+    if waiting:
+        st.info(f"{waiting} re-score(s) queued or running.")
 
 
 @st.fragment(run_every=2.0 if runs.effective_status(runs.get_run(run_id)) in ("running", "pending", "queued") else None)

@@ -42,3 +42,8 @@ def update(key: str, change) -> Any:
         value = change(current)
         conn.execute(core.table(AppSetting).update().where(core.table(AppSetting).c.key == key).values(value=value))
         return value
+
+
+def delete(key: str) -> None:
+    with engine().begin() as conn:
+        conn.execute(core.table(AppSetting).delete().where(core.table(AppSetting).c.key == key))

@@ -339,3 +339,21 @@ def test_team_mode_queue_and_rate_limits_live_in_redis(tmp_path, monkeypatch):
     assert first.shared and first.share == 1.0  # shared storage: the full rate, one counter
     assert asyncio.run(hits(first, 10)) < 0.5  # the first 10 in this second go at once
     assert asyncio.run(hits(second, 5)) >= 0.5  # the counter is shared: the next ones wait
+
+
+def test_rescore_is_a_job_that_a_worker_executes(tmp_path):
+    from workbench.jobs import rescore
+
+    with start_fake_server(delay_s=0.0) as srv:
+        run_id = create(config(srv, dataset(tmp_path, 8)))
+        assert run_jobs.run_now(run_id) == "done"
+        with pytest.raises(ValueError):
+            queue.submit_rescore(run_id, [{"type": "no_such_scorer"}])  # refused before anything is queued
+        assert rescore.pending(run_id) == 0
+        queue.submit_rescore(run_id, [{"type": "contains", "value": "ECHO"}])
+        assert rescore.pending(run_id) == 1 and runs.summary(run_id)["scorers"] == []
+        assert worker.drain() == 1
+        assert rescore.pending(run_id) == 0
+        (scored,) = runs.summary(run_id)["scorers"]
+        assert scored["scorer"] == "contains" and scored["n"] == 8 and scored["pass_rate"] == 1.0
+        assert srv.stats()["total_requests"] == 8  # the outputs were not asked for again

@@ -76,5 +76,7 @@ def test_scores_shown_and_rescore_from_the_page(fake_model):
     at.text_area(key=f"rescore:{run_id}").input("- {type: regex, pattern: 'ECHO'}").run()
     at.button(key=f"rescore_btn:{run_id}").click().run()
     assert not at.exception
+    assert any("queued or running" in i.value for i in at.info)  # the page only queues it
+    assert worker.drain() == 1
     assert {s["scorer"] for s in runs.summary(run_id)["scorers"]} == {"contains", "regex"}
     assert len(fake_model.history) == sent

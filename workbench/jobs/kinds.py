@@ -16,6 +16,10 @@ def execute(key: str) -> None:
             from workbench.jobs import runs
 
             runs.execute_key(key)
+        elif kind == "rescore":
+            from workbench.jobs import rescore
+
+            rescore.execute_key(key)
         else:
             raise ValueError(f"unknown job kind in {key!r}")
     except JobBusy:

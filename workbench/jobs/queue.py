@@ -13,7 +13,7 @@ import threading
 
 from huey import Huey, RedisHuey, SqliteHuey
 
-from workbench.jobs import kinds, runs
+from workbench.jobs import kinds, rescore, runs
 
 _hueys: dict[str, Huey] = {}
 _tasks: dict[str, object] = {}
@@ -53,6 +53,11 @@ def enqueue(key: str) -> None:
 def run_job(key: str) -> None:
     """Execute the job named by `key` if its lease can be claimed (else another worker has it)."""
     kinds.execute(key)
+
+
+def submit_rescore(run_id: int, configs: list[dict]) -> None:
+    """Queue a re-score of a run's stored outputs (ValueError for a bad scorer config, at once)."""
+    enqueue(rescore.prepare(run_id, configs))
 
 
 def submit_run(run_id: int, retry_errors: bool = False) -> None:
