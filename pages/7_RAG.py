@@ -5,11 +5,11 @@ import streamlit as st
 
 from ui_common import md_text, page_setup
 from workbench.errors import WorkbenchError
+from workbench.jobs import queue
 from workbench.rag import chunking, evaluate, index
 
 page_setup("RAG", "📚")
 st.title("📚 RAG")
-builder = index.manager()
 building = st.session_state.get("rag_building")
 build_tab, query_tab, eval_tab, compare_tab = st.tabs(["Build", "Query", "Evaluate", "Compare"])
 
@@ -53,7 +53,7 @@ with build_tab:
         try:
             if not source:
                 raise WorkbenchError("Upload at least one file, or pick the sample corpus.")
-            version = builder.start(
+            version = queue.submit_index(
                 name,
                 source,
                 chunker=chunker,
@@ -66,7 +66,7 @@ with build_tab:
         else:
             st.session_state["rag_building"] = building = version.id
 
-    @st.fragment(run_every=1.0 if building and builder.is_active(building) else None)
+    @st.fragment(run_every=1.0 if building and index.progress(building)["status"] == "building" else None)
     def build_progress(version_id: int):
         p = index.progress(version_id)
         if p["status"] in ("building", "interrupted"):

@@ -273,16 +273,16 @@ def test_hosted_embeddings_go_through_litellm(corpus, monkeypatch):
 
 
 def test_background_build_reports_progress(counter, corpus):
-    builder = index.BuildManager()
-    version = builder.start("bg", corpus, chunk_size=60, overlap=10)
+    from workbench.jobs import queue, worker
+
+    version = queue.submit_index("bg", corpus, chunk_size=60, overlap=10)
     assert version.status == "building"
-    builder.wait(version.id, timeout=30)
-    assert not builder.is_active(version.id)
+    assert worker.drain() == 1  # a worker builds it
     progress = index.progress(version.id)
     assert progress["status"] == "ready" and progress["done"] == progress["total"] == version_chunks(version.id)
     assert progress["label"] == "bg@1"
-    failing = builder.start("bg", corpus / "missing-folder")
-    builder.wait(failing.id, timeout=30)
+    failing = queue.submit_index("bg", corpus / "missing-folder")
+    assert worker.drain() == 1
     assert index.progress(failing.id)["status"] == "failed"
     assert "not found" in index.progress(failing.id)["error"]
 

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from workbench import embeddings, prompts
+from workbench.jobs import queue, worker
 from workbench.rag import index
 
 PAGE = "../../pages/7_RAG.py"
@@ -36,7 +37,8 @@ def test_build_the_sample_corpus_in_the_background_then_query():
     at.button(key="rag_build").click().run()
     assert not at.exception
     version_id = at.session_state["rag_building"]
-    index.manager().wait(version_id, timeout=60)
+    assert index.progress(version_id)["status"] == "building"  # queued: a worker builds it
+    assert worker.drain() == 1
     assert index.progress(version_id)["status"] == "ready"
     at.run()
     assert "support@1 is ready" in texts(at.success)
@@ -59,8 +61,8 @@ def test_upload_with_a_broken_pdf_names_the_skipped_file():
     at.radio(key="rag_source").set_value("Upload files").run()
     at.button(key="rag_build").click().run()
     assert "Upload at least one file" in texts(at.error)
-    version = index.manager().start("up", [("a.md", b"# A\n\nApples.\n"), ("broken.pdf", b"%PDF-1.4 junk")])
-    index.manager().wait(version.id, timeout=30)
+    version = queue.submit_index("up", [("a.md", b"# A\n\nApples.\n"), ("broken.pdf", b"%PDF-1.4 junk")])
+    assert worker.drain() == 1
     at.session_state["rag_building"] = version.id
     at.run()
     assert "up@1 is ready" in texts(at.success)
@@ -127,15 +129,17 @@ def test_progress_bar_while_the_build_runs():
         at = AppTest.from_file(PAGE, default_timeout=30).run()
         at.button(key="rag_build").click().run()
         version_id = at.session_state["rag_building"]
+        builder = threading.Thread(target=worker.drain)  # the worker, here in a thread
+        builder.start()
         deadline = time.monotonic() + 20
         while index.progress(version_id)["message"] != "embedding" and time.monotonic() < deadline:
             time.sleep(0.05)
         at.run()
         bars = [p.proto.text for p in at.get("progress")]
         assert any("docs@1 building: 0/" in text and "embedding" in text for text in bars)
-        assert index.manager().is_active(version_id)
+        assert builder.is_alive()
         release.set()
-        index.manager().wait(version_id, timeout=30)
+        builder.join(30)
     at.run()
     assert "docs@1 is ready" in texts(at.success)
 

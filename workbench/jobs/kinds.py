@@ -16,6 +16,10 @@ def execute(key: str) -> None:
             from workbench.jobs import runs
 
             runs.execute_key(key)
+        elif kind == "index":
+            from workbench.jobs import indexes
+
+            indexes.execute_key(key)
         elif kind == "rescore":
             from workbench.jobs import rescore
 

@@ -13,7 +13,7 @@ import threading
 
 from huey import Huey, RedisHuey, SqliteHuey
 
-from workbench.jobs import kinds, rescore, runs
+from workbench.jobs import indexes, kinds, rescore, runs
 
 _hueys: dict[str, Huey] = {}
 _tasks: dict[str, object] = {}
@@ -53,6 +53,13 @@ def enqueue(key: str) -> None:
 def run_job(key: str) -> None:
     """Execute the job named by `key` if its lease can be claimed (else another worker has it)."""
     kinds.execute(key)
+
+
+def submit_index(name: str, source, **options):
+    """Record a new `building` index version and queue its build; returns the version."""
+    version, key = indexes.prepare(name, source, **options)
+    enqueue(key)
+    return version
 
 
 def submit_rescore(run_id: int, configs: list[dict]) -> None:
