@@ -272,7 +272,9 @@ def test_postgresql_revisions_match_the_tables_and_the_numbered_migrations(monke
 
     _fresh_postgres()
     _legacy_database(url, upto=5)
-    assert _pg_columns(url) == fresh  # what the numbered migrations made, column for column
+    legacy = _pg_columns(url)
+    tables = {column[0] for column in legacy}  # revisions after 0005 add tables of their own
+    assert legacy == {c for c in fresh if c[0] in tables}  # what the numbered migrations made, column for column
     engine = db.engine(url)
     with engine.connect() as conn:
         assert migrations.current(conn) == migrations.HEAD

@@ -9,6 +9,7 @@ produced them is never called again.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from storage import runs as run_repo
@@ -50,6 +51,18 @@ def score_row(scorer: PreparedScorer, result: ScoreResult) -> dict:
     }
 
 
+_pool: ThreadPoolExecutor | None = None
+
+
+def _scorer_threads() -> ThreadPoolExecutor:
+    """Scorers' own threads. Not the event loop's default executor: aiohttp resolves host names
+    there, so slow scorers filling it would hold up every new connection's call."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scorer")
+    return _pool
+
+
 async def score_output(
     scorers: list[PreparedScorer], output: str, context: ScoreContext, call=None
 ) -> tuple[list[dict], list[CallResult]]:
@@ -64,7 +77,9 @@ async def score_output(
             result, reply = await ajudge(scorer.config, output, context, call=call)
             judge_calls.append(reply)
         else:
-            result = await asyncio.to_thread(run_scorer, scorer.config, output, context)
+            result = await asyncio.get_running_loop().run_in_executor(
+                _scorer_threads(), run_scorer, scorer.config, output, context
+            )
         rows.append(score_row(scorer, result))
     return rows, judge_calls
 
